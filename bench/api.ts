@@ -1,0 +1,341 @@
+/**
+ * `npm run bench:api [-- --uploads N --concurrency C --big-bytes B --backend jsipfs|helia]`
+ *
+ * 1. Small uploads: C concurrent clients upload N files of 1 KiB through the API (fetch +
+ *    FormData, field `entry`, as the Aragon client does), and N other 1 KiB files go
+ *    straight to the same backend through the same Backend client (addFile) with the same
+ *    concurrency, alternating in `--rounds` rounds (the node slows as it fills, so neither
+ *    side always gets the fuller node). Fresh bytes for each side, so neither re-adds
+ *    content the other stored.
+ *    With `--backend jsipfs` (default) both sides talk to one js-ipfs daemon; with
+ *    `--backend helia` the API embeds its own helia node, and the direct side uses another
+ *    helia node of the same kind in this process (helia's stores cannot be shared live).
+ * 2. One upload of B bytes (default 1 GiB) through the API, generated on the fly by the
+ *    client. The API runs as a child process; its peak RSS is reset just before (Linux
+ *    /proc/<pid>/clear_refs) and read after (VmHWM), so the figure is what that upload added
+ *    to the server's peak memory over its resident size before it.
+ *
+ * Last line:
+ * {"bench":"api","uploads":N,"apiPerSec":A,"directPerSec":B,"ratio":A/B,"p99Ms":P,"bigUploadPeakRssMB":M}
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
+import { parseBackends } from "../reconciler/backends/index.js";
+import { type IpfsDaemon, startIpfsDaemon } from "../test/harness/ipfs-daemon.js";
+import { createTestSchema, type TestSchema } from "../test/harness/postgres.js";
+
+const { values } = parseArgs({
+  options: {
+    uploads: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "16" },
+    "big-bytes": { type: "string", default: String(1024 * 1024 * 1024) },
+    backend: { type: "string", default: "jsipfs" },
+    rounds: { type: "string", default: "4" },
+  },
+});
+const N = positive("uploads", values.uploads);
+const C = positive("concurrency", values.concurrency);
+const BIG = Number(values["big-bytes"]);
+if (!Number.isSafeInteger(BIG) || BIG < 0)
+  throw new Error(`--big-bytes must be ≥ 0, got ${values["big-bytes"]}`);
+if (values.backend !== "jsipfs" && values.backend !== "helia") {
+  throw new Error(`--backend must be jsipfs or helia, got ${values.backend}`);
+}
+const ROUNDS = positive("rounds", values.rounds);
+const FILE_BYTES = 1024;
+const WARMUP = Math.min(50, N);
+
+function positive(name: string, raw: string | undefined): number {
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`--${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  run: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await run(items[next++] as T);
+    }),
+  );
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+const files = (count: number) =>
+  Array.from({ length: count }, () => new Uint8Array(randomBytes(FILE_BYTES)));
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
+
+type ApiChild = { url: string; pid: number; process: ChildProcess; stop(): Promise<void> };
+
+/** Runs src/api/main.ts in its own node process (so its memory is measurable alone). */
+async function startApi(env: Record<string, string>): Promise<ApiChild> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/api/main.ts"], {
+    cwd: join(import.meta.dirname, ".."),
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the API did not start:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-8000);
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the API exited (${code}):\n${output}`));
+    });
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return {
+    url,
+    pid: child.pid ?? 0,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function memoryKB(pid: number): Promise<{ rss: number; hwm: number }> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+  return { rss: field("VmRSS"), hwm: field("VmHWM") };
+}
+
+async function uploadThroughApi(url: string, bytes: Uint8Array): Promise<void> {
+  const form = new FormData();
+  form.append("entry", new Blob([bytes]), "file.bin");
+  const response = await fetch(`${url}/api/v0/add`, { method: "POST", body: form });
+  const text = await response.text();
+  if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${text}`);
+}
+
+/** Streams a multipart upload of `size` bytes generated on the fly; resolves with the answer. */
+function bigUpload(url: string, size: number): Promise<{ status: number; body: string }> {
+  const target = new URL(`${url}/api/v0/add`);
+  const boundary = `----bench${randomBytes(8).toString("hex")}`;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: "POST",
+        headers: {
+          "content-type": `multipart/form-data; boundary=${boundary}`,
+          "transfer-encoding": "chunked",
+        },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="entry"; filename="big.bin"\r\n\r\n`,
+    );
+    // Varying bytes so the DAG is not one repeated block.
+    const chunk = Buffer.from(randomBytes(256 * 1024));
+    let sent = 0;
+    let counter = 0;
+    const pump = () => {
+      while (sent < size) {
+        const length = Math.min(chunk.length, size - sent);
+        chunk.writeUInt32LE(counter++, 0);
+        sent += length;
+        if (!req.write(Buffer.from(chunk.subarray(0, length)))) {
+          req.once("drain", pump);
+          return;
+        }
+      }
+      req.end(`\r\n--${boundary}--\r\n`);
+    };
+    pump();
+  });
+}
+
+async function main(): Promise<void> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step().catch(() => {});
+  };
+  process.once("SIGINT", () => void cleanup().then(() => process.exit(130)));
+  try {
+    const schema: TestSchema = await createTestSchema("bench_api");
+    cleanups.push(() => schema.drop());
+    const dirs: string[] = [];
+    cleanups.push(async () => {
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    });
+
+    let apiBackend: string;
+    let direct: Backend;
+    if (values.backend === "jsipfs") {
+      log("starting the js-ipfs daemon…");
+      const daemon: IpfsDaemon = await startIpfsDaemon();
+      cleanups.push(() => daemon.destroy());
+      apiBackend = daemon.connectionString;
+      direct = parseBackends([daemon.connectionString])[0]!;
+    } else {
+      const apiDir = await mkdtemp(join(tmpdir(), "quasar-bench-api-"));
+      const directDir = await mkdtemp(join(tmpdir(), "quasar-bench-direct-"));
+      dirs.push(apiDir, directDir);
+      apiBackend = `helia://${apiDir}?offline=true`;
+      direct = parseBackends([`helia://${directDir}?offline=true`])[0]!;
+    }
+    await direct.open();
+    cleanups.push(() => direct.close());
+
+    log("starting the API…");
+    const api = await startApi({
+      DATABASE_URL: schema.databaseUrl,
+      QUASAR_RECONCILER_SCHEMA: schema.schema,
+      QUASAR_BACKENDS: apiBackend,
+      QUASAR_API_PORT: "0",
+      QUASAR_RATE_LIMIT: "0",
+      QUASAR_MAX_UPLOAD_BYTES: String(Math.max(BIG + 1024 * 1024, 1024 * 1024)),
+      QUASAR_LOG_LEVEL: "info",
+    });
+    cleanups.push(() => api.stop());
+
+    // Warm both paths (connections, JIT, first blocks) before timing.
+    await pool(files(WARMUP), C, (bytes) => uploadThroughApi(api.url, bytes));
+    await pool(files(WARMUP), C, async (bytes) => {
+      await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
+    });
+
+    // The backend slows down as it fills up (more blocks, more pins), so whichever side ran
+    // second would be measured on a fuller node. Alternate the two sides in rounds instead.
+    log(
+      `${N} uploads of ${FILE_BYTES} B each way (API with ${C} clients, direct with ${C} concurrent), ${ROUNDS} alternating rounds…`,
+    );
+    const latencies: number[] = [];
+    let apiSeconds = 0;
+    let directSeconds = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const count = Math.floor(N / ROUNDS) + (round < N % ROUNDS ? 1 : 0);
+      let started = performance.now();
+      await pool(files(count), C, async (bytes) => {
+        const t0 = performance.now();
+        await uploadThroughApi(api.url, bytes);
+        latencies.push(performance.now() - t0);
+      });
+      apiSeconds += (performance.now() - started) / 1000;
+      started = performance.now();
+      await pool(files(count), C, async (bytes) => {
+        await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
+      });
+      directSeconds += (performance.now() - started) / 1000;
+    }
+    // Where the API's upload time went, from its own metrics.
+    const metrics = await (await fetch(`${api.url}/metrics`)).text();
+    for (const phase of ["store", "record"]) {
+      const sum = Number(
+        new RegExp(`quasar_api_upload_phase_seconds_sum\\{phase="${phase}"\\} ([\\d.e+-]+)`).exec(
+          metrics,
+        )?.[1],
+      );
+      const count = Number(
+        new RegExp(`quasar_api_upload_phase_seconds_count\\{phase="${phase}"\\} (\\d+)`).exec(
+          metrics,
+        )?.[1],
+      );
+      log(`API ${phase} phase: mean ${round((sum / count) * 1000, 2)} ms over ${count} uploads`);
+    }
+
+    let bigUploadPeakRssMB = 0;
+    if (BIG > 0) {
+      log(`one upload of ${BIG} B through the API…`);
+      // Reset the child's peak RSS to its current RSS (Linux ≥ 4.0), so VmHWM afterwards is
+      // the peak reached during this upload.
+      await writeFile(`/proc/${api.pid}/clear_refs`, "5");
+      const before = await memoryKB(api.pid);
+      let sampledPeak = before.rss;
+      const sampler = setInterval(() => {
+        void memoryKB(api.pid).then(
+          (m) => {
+            sampledPeak = Math.max(sampledPeak, m.rss);
+          },
+          () => {},
+        );
+      }, 100);
+      const t0 = performance.now();
+      const answer = await bigUpload(api.url, BIG);
+      const seconds = (performance.now() - t0) / 1000;
+      clearInterval(sampler);
+      if (answer.status !== 201)
+        throw new Error(`big upload answered ${answer.status}: ${answer.body}`);
+      const after = await memoryKB(api.pid);
+      const peak = Math.max(after.hwm, sampledPeak);
+      bigUploadPeakRssMB = round((peak - before.rss) / 1024, 1);
+      log(
+        `big upload: ${round(BIG / 1024 / 1024 / seconds, 1)} MiB/s, RSS before ${round(before.rss / 1024, 1)} MB, peak ${round(peak / 1024, 1)} MB, CID ${answer.body}`,
+      );
+    }
+
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const apiPerSec = round(N / apiSeconds, 1);
+    const directPerSec = round(N / directSeconds, 1);
+    const result = {
+      bench: "api",
+      uploads: N,
+      apiPerSec,
+      directPerSec,
+      ratio: round(apiPerSec / directPerSec, 3),
+      p99Ms: round(percentile(sorted, 99), 1),
+      bigUploadPeakRssMB,
+    };
+    log(`p50 ${round(percentile(sorted, 50), 1)} ms, backend ${values.backend}, concurrency ${C}`);
+    await cleanup();
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+await main();

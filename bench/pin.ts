@@ -1,0 +1,206 @@
+/**
+ * `npm run bench:pin [-- --objects K]`: pins K small objects through the whole engine (desired
+ * store step → ledger → per-backend worker → Kubo RPC) on a real js-ipfs daemon, and K other
+ * objects by calling the same daemon directly through the same backend client with the same
+ * concurrency, in one run. The objects are stored on the daemon unpinned first, so pinning
+ * never fetches. Last line:
+ * {"bench":"pin","objects":K,"engineOpsPerSec":A,"directOpsPerSec":B,"ratio":A/B}
+ */
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+import { CID } from "multiformats/cid";
+import * as raw from "multiformats/codecs/raw";
+import { sha256 } from "multiformats/hashes/sha2";
+import { pino } from "pino";
+import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
+import { createBackend } from "../reconciler/backends/index.js";
+import { createDesiredStore } from "../reconciler/desired-store.js";
+import { createReconciler } from "../reconciler/engine/engine.js";
+import { createReconcilerMetrics } from "../reconciler/engine/metrics.js";
+import { migrateToLatest } from "../reconciler/migrations/index.js";
+import { recordOptimisticPin } from "../reconciler/optimistic-pins.js";
+import { loadConfig } from "../src/config/load.js";
+import { connectDatabase } from "../src/db/connect.js";
+import { createIndexerTables } from "../test/desired/indexer.js";
+import { startIpfsDaemon } from "../test/harness/ipfs-daemon.js";
+import { createTestSchema } from "../test/harness/postgres.js";
+
+const { values } = parseArgs({
+  options: {
+    objects: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "8" },
+    // Diagnostic: "off" skips the engine's look for foreign pins before each new pin (one RPC
+    // per pin that direct pinning does not make). The default measures the engine as shipped.
+    "foreign-check": { type: "string", default: "on" },
+  },
+});
+const K = Number(values.objects);
+const CONCURRENCY = Number(values.concurrency);
+if (!Number.isSafeInteger(K) || K <= 0)
+  throw new Error(`--objects must be a positive integer, got ${values.objects}`);
+
+async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  run: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        await run(item);
+      }
+    }),
+  );
+}
+
+async function makeObjects(count: number): Promise<{ cid: CID; bytes: Uint8Array }[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const bytes = new Uint8Array(randomBytes(64));
+      return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes };
+    }),
+  );
+}
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+async function main(): Promise<void> {
+  const schema = await createTestSchema("bench_pin");
+  // The desired store reads the indexer's tables; with no indexer running they exist, empty.
+  const indexer = await createTestSchema("bench_pin_idx");
+  const indexerSchema = indexer.schema;
+  const daemon = await startIpfsDaemon();
+  const db = connectDatabase({
+    databaseUrl: schema.databaseUrl,
+    maxConnections: 8,
+    applicationName: "bench-pin",
+  });
+  let backend: Backend | undefined;
+  try {
+    await migrateToLatest(db, schema.schema);
+    await createIndexerTables(db, indexerSchema);
+    backend = createBackend(daemon.connectionString);
+    await backend.open();
+    const theBackend = backend;
+
+    // Warm-up (not measured) + the two measured sets, all stored on the daemon unpinned.
+    const warm = await makeObjects(50);
+    const direct = await makeObjects(K);
+    const engine = await makeObjects(K);
+    log(`storing ${warm.length + 2 * K} blocks unpinned on the daemon…`);
+    await pool([...warm, ...direct, ...engine], CONCURRENCY, (o) =>
+      daemon.rpc(
+        "block/put",
+        { format: "raw", "cid-codec": "raw", mhtype: "sha2-256", pin: "false" },
+        { field: "file", bytes: o.bytes },
+      ),
+    );
+    await pool(warm, CONCURRENCY, (o) => theBackend.pin(o.cid, { name: QUASAR_PIN_NAME }));
+
+    // Direct pinning in two halves, one before and one after the engine's run, so both sides
+    // see the daemon's pin set at the same sizes on average.
+    const half = Math.floor(K / 2);
+    const directPin = async (objects: typeof direct) => {
+      const begin = performance.now();
+      await pool(objects, CONCURRENCY, (o) => theBackend.pin(o.cid, { name: QUASAR_PIN_NAME }));
+      return (performance.now() - begin) / 1_000;
+    };
+    log(`direct: pinning ${half} objects, concurrency ${CONCURRENCY}…`);
+    let directSeconds = await directPin(direct.slice(0, half));
+
+    const config = loadConfig({
+      DATABASE_URL: schema.databaseUrl,
+      QUASAR_RECONCILER_SCHEMA: schema.schema,
+      QUASAR_INDEXER_SCHEMA: indexerSchema,
+      QUASAR_PIN_CONCURRENCY: String(CONCURRENCY),
+      // Steps are driven by the bench (stepOnce), not the loop.
+      QUASAR_RECONCILE_INTERVAL: "1h",
+    });
+    const desiredStore = createDesiredStore({
+      db,
+      indexerSchema,
+      reconcilerSchema: schema.schema,
+      ttlMs: config.QUASAR_PIN_TTL,
+    });
+    const reconciler = createReconciler({
+      common: { logger: pino({ level: "warn" }), metrics: createReconcilerMetrics() },
+      db,
+      backends: [theBackend],
+      desiredStore,
+      config,
+      foreignPinCheck: values["foreign-check"] !== "off",
+    });
+    await reconciler.start();
+    const now = new Date();
+    await db.transaction().execute(async (trx) => {
+      for (const o of engine) {
+        await recordOptimisticPin(trx, {
+          schema: schema.schema,
+          cid: o.cid.toString(),
+          size: o.bytes.length,
+          uploader: "bench",
+          backendId: "elsewhere",
+          now,
+          ttlMs: config.QUASAR_PIN_TTL,
+        });
+      }
+    });
+    log(`engine: pinning ${K} objects through step → ledger → worker…`);
+    const started = performance.now();
+    const step = await reconciler.stepOnce();
+    await reconciler.waitIdle({ timeoutMs: 600_000 });
+    const engineSeconds = (performance.now() - started) / 1_000;
+    await reconciler.stop();
+    log(`direct: pinning the other ${K - half} objects…`);
+    directSeconds += await directPin(direct.slice(half));
+
+    // Check the result rather than trust it: every object pinned on the daemon and in the ledger.
+    let missing = 0;
+    await pool(engine, CONCURRENCY, async (o) => {
+      if (!(await theBackend.getPin(o.cid, {}))) missing++;
+    });
+    const pinnedRows = await db
+      .withSchema(schema.schema)
+      .selectFrom("pin_ledger" as never)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("status" as never, "=", "pinned" as never)
+      .executeTakeFirst();
+    if (missing > 0 || Number(pinnedRows?.n) !== K || step.changes !== K) {
+      throw new Error(
+        `engine run incomplete: ${missing} missing on the daemon, ${pinnedRows?.n} pinned rows, ${step.changes} changes`,
+      );
+    }
+    const engineOpsPerSec = K / engineSeconds;
+    const directOpsPerSec = K / directSeconds;
+    log(
+      `direct ${directSeconds.toFixed(2)} s, engine ${engineSeconds.toFixed(2)} s (step ${step.ms.toFixed(0)} ms)`,
+    );
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: "pin",
+        objects: K,
+        engineOpsPerSec: Math.round(engineOpsPerSec * 10) / 10,
+        directOpsPerSec: Math.round(directOpsPerSec * 10) / 10,
+        ratio: Math.round((engineOpsPerSec / directOpsPerSec) * 1000) / 1000,
+      })}\n`,
+    );
+  } finally {
+    await backend?.close().catch(() => {});
+    await db.destroy();
+    await daemon.destroy();
+    await schema.drop();
+    await indexer.drop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(
+      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

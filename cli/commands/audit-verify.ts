@@ -1,0 +1,181 @@
+import { randomInt } from "node:crypto";
+import { sql } from "kysely";
+import { CID } from "multiformats/cid";
+import type { Backend } from "../../reconciler/backend.js";
+import { QUASAR_PIN_NAME } from "../../reconciler/backend.js";
+import { describeError } from "../../src/domain/errors.js";
+import { openDatabase, parseWholeNumber, toJson } from "../common.js";
+import { UsageError } from "../errors.js";
+import { resolveConfig } from "../settings.js";
+import { formatTable } from "../table.js";
+
+/** What one backend holds compared with the desired set. */
+export type BackendVerification = {
+  backend: string;
+  /** Set when the backend could not be listed; the other fields are then empty. */
+  error?: string;
+  pinned: number;
+  /** Desired CIDs the backend does not pin. */
+  missing: string[];
+  /** Pins Quasar made (ledger says owned, or the pin carries Quasar's name) that are not desired. */
+  extraOurs: string[];
+  /** Pins Quasar did not make: left alone, listed for information. */
+  foreign: number;
+  /** --sample: CIDs checked block by block, and those found incomplete. */
+  sampled: { cid: string; complete: boolean; blocks: number; problem?: string }[];
+};
+
+const SAMPLE_TIMEOUT_MS = 30_000;
+
+export async function verifyBackends(
+  options: { sample?: string },
+  env: Readonly<Record<string, string | undefined>>,
+  signal: AbortSignal,
+): Promise<{ desired: number; backends: BackendVerification[] }> {
+  const { config } = resolveConfig(env);
+  const sample = options.sample === undefined ? 0 : parseWholeNumber(options.sample, "--sample");
+  const { parseBackends } = await import("../../reconciler/backends/index.js");
+  const backends = parseBackends(config.QUASAR_BACKENDS);
+  const db = openDatabase(config, "quasar-audit-verify");
+  const schema = config.QUASAR_RECONCILER_SCHEMA;
+  try {
+    let desired: Set<string>;
+    try {
+      const rows = await sql<{
+        cid: string;
+      }>`select cid from ${sql.ref(`${schema}.desired_cid`)}`.execute(db);
+      desired = new Set(rows.rows.map((row) => row.cid));
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === "42P01" || code === "3F000") {
+        throw new UsageError("the desired set does not exist yet", {
+          details: `no table ${schema}.desired_cid: has the reconciler run on this database?`,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    const results: BackendVerification[] = [];
+    for (const backend of backends) {
+      results.push(await verifyOne(db, schema, backend, desired, sample, signal));
+    }
+    return { desired: desired.size, backends: results };
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function verifyOne(
+  db: ReturnType<typeof openDatabase>,
+  schema: string,
+  backend: Backend,
+  desired: ReadonlySet<string>,
+  sample: number,
+  signal: AbortSignal,
+): Promise<BackendVerification> {
+  const result: BackendVerification = {
+    backend: backend.label,
+    pinned: 0,
+    missing: [],
+    extraOurs: [],
+    foreign: 0,
+    sampled: [],
+  };
+  try {
+    const owned = await sql<{ cid: string }>`select cid from ${sql.ref(`${schema}.pin_ledger`)}
+      where backend_id = ${backend.id} and owned`
+      .execute(db)
+      .then((rows) => new Set(rows.rows.map((row) => row.cid)))
+      .catch(() => new Set<string>());
+    await backend.open();
+    const pinned = new Set<string>();
+    for await (const pin of backend.listPins({ signal })) {
+      const cid = pin.cid.toV1().toString();
+      pinned.add(cid);
+      if (desired.has(cid)) continue;
+      if (owned.has(cid) || pin.name === QUASAR_PIN_NAME) result.extraOurs.push(cid);
+      else result.foreign++;
+    }
+    result.pinned = pinned.size;
+    for (const cid of desired) if (!pinned.has(cid)) result.missing.push(cid);
+    const candidates = [...desired].filter((cid) => pinned.has(cid));
+    for (let index = 0; index < sample && candidates.length > 0; index++) {
+      const [cid] = candidates.splice(randomInt(candidates.length), 1) as [string];
+      result.sampled.push(await checkBlocks(backend, cid, signal));
+    }
+  } catch (error) {
+    result.error = describeError(error);
+  } finally {
+    await backend.close().catch(() => {});
+  }
+  return result;
+}
+
+/**
+ * Walks one CID's DAG on the backend: the root must be local (hasBlock never fetches), and
+ * the whole DAG must export. A backend that fetches missing blocks while exporting hides a
+ * hole it can fill; the timeout bounds one that cannot.
+ */
+async function checkBlocks(backend: Backend, cid: string, signal: AbortSignal) {
+  const parsed = CID.parse(cid);
+  const timeout = AbortSignal.any([signal, AbortSignal.timeout(SAMPLE_TIMEOUT_MS)]);
+  try {
+    if (!(await backend.hasBlock(parsed, { signal: timeout }))) {
+      return { cid, complete: false, blocks: 0, problem: "root block not stored locally" };
+    }
+    const { CarBlockIterator } = await import("@ipld/car");
+    const blocks = await CarBlockIterator.fromIterable(
+      backend.exportCar(parsed, { signal: timeout }),
+    );
+    let count = 0;
+    for await (const _ of blocks) count++;
+    return { cid, complete: true, blocks: count };
+  } catch (error) {
+    return { cid, complete: false, blocks: 0, problem: describeError(error) };
+  }
+}
+
+export async function runAuditVerify(
+  options: { sample?: string; json?: boolean },
+  env: Readonly<Record<string, string | undefined>>,
+  signal: AbortSignal,
+): Promise<number> {
+  const report = await verifyBackends(options, env, signal);
+  const failed = report.backends.some(
+    (backend) =>
+      backend.error !== undefined ||
+      backend.missing.length > 0 ||
+      backend.sampled.some((item) => !item.complete),
+  );
+  if (options.json) {
+    process.stdout.write(`${toJson({ ok: !failed, ...report })}\n`);
+  } else {
+    process.stdout.write(`desired CIDs: ${report.desired}\n`);
+    process.stdout.write(
+      `${formatTable(
+        ["BACKEND", "PINNED", "MISSING", "EXTRA (OURS)", "FOREIGN", "SAMPLED", "ERROR"],
+        report.backends.map((backend) => [
+          backend.backend,
+          String(backend.pinned),
+          String(backend.missing.length),
+          String(backend.extraOurs.length),
+          String(backend.foreign),
+          backend.sampled.length === 0
+            ? "-"
+            : `${backend.sampled.filter((item) => item.complete).length}/${backend.sampled.length} complete`,
+          backend.error ?? "",
+        ]),
+      )}\n`,
+    );
+    for (const backend of report.backends) {
+      for (const cid of backend.missing)
+        process.stdout.write(`missing  ${backend.backend}  ${cid}\n`);
+      for (const cid of backend.extraOurs)
+        process.stdout.write(`extra    ${backend.backend}  ${cid}\n`);
+      for (const item of backend.sampled.filter((entry) => !entry.complete)) {
+        process.stdout.write(`incomplete ${backend.backend}  ${item.cid}: ${item.problem ?? ""}\n`);
+      }
+    }
+  }
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,32 @@
+import { BaseError, NonRetryableError, RetryableError } from "../src/domain/errors.js";
+
+/**
+ * The CLI process's errors. Every one reaches the user as one short line (plus details),
+ * and sets the exit code; none is retried automatically except where a loop says so.
+ */
+export { BaseError, NonRetryableError, RetryableError };
+
+/** A command-line flag or argument is wrong: the message names it and what it expects. */
+export class UsageError extends NonRetryableError {
+  override name = "UsageError";
+}
+
+/** A child process (postgres, anvil, the indexer…) could not be started or died at start-up. */
+export class StartupError extends NonRetryableError {
+  override name = "StartupError";
+}
+
+/** A keystore file could not be read or decrypted (wrong password, unsupported KDF…). */
+export class KeystoreError extends NonRetryableError {
+  override name = "KeystoreError";
+}
+
+/** No signing key is available, or the one given is not allowed on this chain. */
+export class SignerError extends NonRetryableError {
+  override name = "SignerError";
+}
+
+/** A chain RPC did not answer as expected (wrong chain id, missing `finalized` tag…). */
+export class RpcError extends RetryableError {
+  override name = "RpcError";
+}

@@ -1,0 +1,67 @@
+import { Command, CommanderError } from "commander";
+import { ConfigError } from "../src/config/errors.js";
+import { BaseError } from "../src/domain/errors.js";
+import { registerAuditCommands } from "./commands/audit.js";
+import { registerConfigCommands } from "./commands/config.js";
+import { registerContractsCommands } from "./commands/contracts.js";
+import { registerDevCommand } from "./commands/dev.js";
+import { registerStartCommands } from "./commands/start.js";
+import { registerStatusCommand } from "./commands/status.js";
+
+/**
+ * The `quasar` command. One AbortController is the shutdown signal of the whole process:
+ * the first SIGINT/SIGTERM aborts it (every loop and child stops gracefully), a second one
+ * exits at once.
+ */
+const shutdown = new AbortController();
+let signals = 0;
+for (const name of ["SIGINT", "SIGTERM"] as const) {
+  process.on(name, () => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    shutdown.abort(new Error(`received ${name}`));
+  });
+}
+
+const program = new Command("quasar")
+  .description(
+    "Quasar keeps exactly the right IPFS content pinned, as recorded by storage contracts on Ethereum.",
+  )
+  .showHelpAfterError()
+  .exitOverride();
+
+registerDevCommand(program, shutdown.signal);
+registerStartCommands(program, shutdown.signal);
+registerStatusCommand(program, shutdown.signal);
+registerContractsCommands(program, shutdown.signal);
+registerConfigCommands(program);
+registerAuditCommands(program, shutdown.signal);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = reportError(error);
+}
+// Open handles (idle pools, keep-alive sockets) must not keep a finished command alive;
+// stdout and stderr are synchronous for files and pipes on Linux, so nothing is lost.
+process.exit(process.exitCode ?? 0);
+
+/** Prints a thrown error for a person and returns the exit code. */
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // Help and version are "errors" to commander with exit code 0.
+    return error.exitCode;
+  }
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    return 1;
+  }
+  if (error instanceof BaseError) {
+    process.stderr.write(`error: ${error.shortMessage}\n`);
+    if (error.details) process.stderr.write(`  ${error.details}\n`);
+    return 1;
+  }
+  if (shutdown.signal.aborted) return 130;
+  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+  return 1;
+}

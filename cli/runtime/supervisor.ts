@@ -1,0 +1,155 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { exitOf, prefixLines, stopGroup } from "./processes.js";
+
+/**
+ * Runs Quasar's parts as child processes: one log stream (each line prefixed with the
+ * part's name), a crashed part restarted with exponential backoff, and an orderly stop when
+ * the signal aborts (SIGTERM to each part's process group, SIGKILL after a deadline).
+ */
+export type ChildSpec = {
+  /** Short name used as the log prefix, e.g. "indexer". */
+  name: string;
+  command: string;
+  args: string[];
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /**
+   * Polled after the child starts (every 250 ms, at most `readyTimeoutMs`) before the next
+   * child in the list starts; the first start only.
+   */
+  ready?: () => Promise<boolean>;
+};
+
+export type SupervisorEvent =
+  | { kind: "started"; name: string; pid: number; attempt: number }
+  | { kind: "exited"; name: string; code: number | null; signal: NodeJS.Signals | null }
+  | { kind: "restarting"; name: string; delayMs: number; attempt: number };
+
+export type SupervisorOptions = {
+  children: ChildSpec[];
+  /** Aborting it stops every child; `done` resolves when all have exited. */
+  signal: AbortSignal;
+  out?: NodeJS.WritableStream;
+  err?: NodeJS.WritableStream;
+  /** First restart delay; doubles per consecutive crash. Default 1 s. */
+  backoffBaseMs?: number;
+  /** Longest restart delay. Default 60 s. */
+  backoffMaxMs?: number;
+  /** A child that ran this long before crashing starts again from the first delay. Default 60 s. */
+  stableAfterMs?: number;
+  /** Deadline between SIGTERM and SIGKILL. Default 15 s. */
+  stopTimeoutMs?: number;
+  onEvent?: (event: SupervisorEvent) => void;
+  /** Longest wait for a child's `ready` before the next one starts anyway. Default 120 s. */
+  readyTimeoutMs?: number;
+};
+
+export type Supervisor = {
+  /** Resolves when every child has stopped after the signal aborted. */
+  done: Promise<void>;
+  /** Process ids of the children running now. */
+  pids(): number[];
+};
+
+/** The restart delay after `failures` consecutive crashes (1-based), with ±20 % jitter. */
+export function restartDelayMs(
+  failures: number,
+  baseMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
+  const exponential = Math.min(maxMs, baseMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(exponential * (0.8 + 0.4 * random()));
+}
+
+export function superviseChildren(options: SupervisorOptions): Supervisor {
+  const out = options.out ?? process.stdout;
+  const err = options.err ?? process.stderr;
+  const baseMs = options.backoffBaseMs ?? 1_000;
+  const maxMs = options.backoffMaxMs ?? 60_000;
+  const stableAfterMs = options.stableAfterMs ?? 60_000;
+  const width = Math.max(...options.children.map((child) => child.name.length));
+  const running = new Map<string, ChildProcess>();
+
+  const runOne = async (spec: ChildSpec, started: () => void): Promise<void> => {
+    let failures = 0;
+    let attempt = 0;
+    const prefix = `${spec.name.padEnd(width)} │ `;
+    while (!options.signal.aborted) {
+      attempt++;
+      const startedAt = Date.now();
+      const child = spawn(spec.command, spec.args, {
+        cwd: spec.cwd,
+        env: spec.env,
+        detached: true,
+        // stdin stays open: the child exits when it closes (we died), see exitWithParent.
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      child.on("error", (error) => err.write(`${prefix}failed to start: ${error.message}\n`));
+      prefixLines(child.stdout, prefix, out);
+      prefixLines(child.stderr, prefix, err);
+      running.set(spec.name, child);
+      if (child.pid !== undefined)
+        options.onEvent?.({ kind: "started", name: spec.name, pid: child.pid, attempt });
+
+      if (attempt === 1) void waitReady(spec).finally(started);
+      const stopOnAbort = () =>
+        void stopGroup(child, { timeoutMs: options.stopTimeoutMs ?? 15_000 });
+      options.signal.addEventListener("abort", stopOnAbort, { once: true });
+      const { code, signal } = await exitOf(child);
+      options.signal.removeEventListener("abort", stopOnAbort);
+      running.delete(spec.name);
+      options.onEvent?.({ kind: "exited", name: spec.name, code, signal });
+      if (options.signal.aborted) return;
+
+      failures = Date.now() - startedAt >= stableAfterMs ? 1 : failures + 1;
+      const delayMs = restartDelayMs(failures, baseMs, maxMs);
+      err.write(
+        `${prefix}exited (${signal ?? `code ${code}`}); restarting in ${(delayMs / 1000).toFixed(1)} s\n`,
+      );
+      options.onEvent?.({ kind: "restarting", name: spec.name, delayMs, attempt: attempt + 1 });
+      try {
+        await sleep(delayMs, undefined, { signal: options.signal });
+      } catch {
+        return;
+      }
+    }
+  };
+
+  const waitReady = async (spec: ChildSpec): Promise<void> => {
+    if (!spec.ready) return;
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
+    while (!options.signal.aborted && Date.now() < deadline && running.has(spec.name)) {
+      if (await spec.ready()) return;
+      await sleep(250);
+    }
+  };
+
+  // Each child starts once the one before it is ready (or gave up being ready).
+  const runs: Promise<void>[] = [];
+  let previousStarted: Promise<void> = Promise.resolve();
+  for (const spec of options.children) {
+    let markStarted: () => void = () => {};
+    const thisStarted = new Promise<void>((resolve) => {
+      markStarted = resolve;
+    });
+    const gate = previousStarted;
+    runs.push(
+      gate.then(() => {
+        if (options.signal.aborted) {
+          markStarted();
+          return;
+        }
+        return runOne(spec, markStarted).finally(markStarted);
+      }),
+    );
+    previousStarted = thisStarted;
+  }
+  const done = Promise.all(runs).then(() => undefined);
+  return {
+    done,
+    pids: () =>
+      [...running.values()].flatMap((child) => (child.pid === undefined ? [] : [child.pid])),
+  };
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { diffPins } from "./diff.js";
+
+async function* from(items: string[]) {
+  for (const item of items) yield item;
+}
+
+describe("diffPins", () => {
+  it("returns desired CIDs missing from the listing and listed CIDs not desired", async () => {
+    const result = await diffPins(from(["a", "b", "c", "d"]), from(["y", "d", "x", "b", "0"]));
+    expect(result).toEqual({ toPin: ["a", "c"], toUnpin: ["y", "x", "0"] });
+  });
+
+  it("handles empty sides and duplicates in the listing", async () => {
+    expect(await diffPins(from([]), from(["x", "x"]))).toEqual({ toPin: [], toUnpin: ["x"] });
+    expect(await diffPins(from(["a"]), from([]))).toEqual({ toPin: ["a"], toUnpin: [] });
+  });
+
+  it("never reports a desired CID listed twice as not desired", async () => {
+    expect(await diffPins(from(["d"]), from(["d", "x", "d"]))).toEqual({
+      toPin: [],
+      toUnpin: ["x"],
+    });
+  });
+
+  it("takes pages as well as single CIDs on either side", async () => {
+    async function* pages() {
+      yield ["a", "b"];
+      yield "c";
+      yield [];
+    }
+    expect(await diffPins(pages(), from(["c", "z"]))).toEqual({
+      toPin: ["a", "b"],
+      toUnpin: ["z"],
+    });
+  });
+
+  it("agrees with a set difference on random inputs", async () => {
+    const random = (n: number) =>
+      Array.from({ length: n }, () => Math.random().toString(36).slice(2, 5));
+    for (let round = 0; round < 50; round++) {
+      const desired = [...new Set(random(40))].sort();
+      const listing = random(40);
+      // Read-ahead off, partial and unbounded: the answer never depends on it.
+      for (const prefetch of [0, 7, 1_000]) {
+        const result = await diffPins(from(desired), from(listing), { prefetch });
+        expect(result.toPin).toEqual(desired.filter((cid) => !listing.includes(cid)));
+        expect(result.toUnpin).toEqual([
+          ...new Set(listing.filter((cid) => !desired.includes(cid))),
+        ]);
+      }
+    }
+  });
+
+  it("fails when the listing fails, without leaving the desired side running", async () => {
+    let pulled = 0;
+    async function* desired() {
+      for (let i = 0; i < 1_000; i++) {
+        pulled++;
+        yield `c${String(i).padStart(4, "0")}`;
+      }
+    }
+    async function* broken() {
+      yield "a";
+      throw new Error("daemon went away");
+    }
+    await expect(diffPins(desired(), broken(), { prefetch: 10 })).rejects.toThrow(
+      "daemon went away",
+    );
+    expect(pulled).toBeLessThanOrEqual(11);
+  });
+
+  it("stops on an aborted signal", async () => {
+    await expect(
+      diffPins(from(["a"]), from(["b"]), { signal: AbortSignal.abort() }),
+    ).rejects.toThrow();
+  });
+});

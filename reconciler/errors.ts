@@ -1,0 +1,40 @@
+import { BaseError, NonRetryableError, RetryableError } from "../src/domain/errors.js";
+
+/**
+ * The reconciler process's errors. Whether to retry is decided by class: Retryable faults
+ * (a backend down, a database blip) are retried with backoff; NonRetryable ones stop start-up
+ * or mark one item, never the loop. Backend command failures are reconciler/backends/errors.ts.
+ */
+export { BaseError, NonRetryableError, RetryableError };
+
+/** A ledger write found rows changing under it more often than it is willing to retry. */
+export class LedgerContentionError extends RetryableError {
+  override name = "LedgerContentionError";
+}
+
+/** An event the pin state machine does not allow was requested where it must apply. */
+export class IllegalTransitionError extends NonRetryableError {
+  override name = "IllegalTransitionError";
+  constructor(from: string, event: string, details?: string) {
+    super(
+      `illegal pin transition: ${event} from ${from}`,
+      details === undefined ? {} : { details },
+    );
+  }
+}
+
+/** A pin made no progress for QUASAR_PIN_INACTIVITY_TIMEOUT and was aborted. */
+export class PinInactivityError extends RetryableError {
+  override name = "PinInactivityError";
+  constructor(timeoutMs: number) {
+    super(`pin made no progress for ${timeoutMs} ms`, {
+      details:
+        "the content may not be reachable on the network; raise QUASAR_PIN_INACTIVITY_TIMEOUT if it is large and slow",
+    });
+  }
+}
+
+/** Start-up cannot continue (bad backends, migration failure); names what to fix. */
+export class ReconcilerStartupError extends NonRetryableError {
+  override name = "ReconcilerStartupError";
+}

@@ -1,0 +1,156 @@
+import { pathToFileURL } from "node:url";
+import { loadConfig } from "../src/config/load.js";
+import type { QuasarConfig } from "../src/config/schema.js";
+import { connectDatabase } from "../src/db/connect.js";
+import { BaseError, describeError } from "../src/domain/errors.js";
+import type { Backend } from "./backend.js";
+import { parseBackends } from "./backends/index.js";
+import { createDesiredStore } from "./desired-store.js";
+import { createReconciler, type Reconciler } from "./engine/engine.js";
+import { createLogger, type Logger } from "./engine/logger.js";
+import { createReconcilerMetrics, serveMetrics } from "./engine/metrics.js";
+import { ReconcilerStartupError } from "./errors.js";
+import { migrateToLatest } from "./migrations/index.js";
+
+/**
+ * The reconciler process: `npm run reconciler` (tsx reconciler/main.ts) or `quasar reconciler`.
+ * Loads the configuration, migrates its schema, opens every backend (a bad connection string
+ * stops start-up naming it), then steps every QUASAR_RECONCILE_INTERVAL and sweeps every
+ * QUASAR_FULL_SWEEP_INTERVAL until `signal` aborts; then shuts down within a deadline.
+ */
+export type RunReconcilerOptions = {
+  logger?: Logger;
+  /** Called once everything runs (tests, the supervisor). */
+  onReady?: (info: { metricsPort: number | undefined; reconciler: Reconciler }) => void;
+  /** How long in-flight commands may finish at shutdown (default 10 s). */
+  stopGraceMs?: number;
+};
+
+export async function runReconciler(
+  config: QuasarConfig,
+  signal: AbortSignal,
+  options: RunReconcilerOptions = {},
+): Promise<void> {
+  const logger = options.logger ?? createLogger({ level: config.QUASAR_LOG_LEVEL });
+  let backends: Backend[];
+  try {
+    backends = parseBackends(config.QUASAR_BACKENDS);
+  } catch (error) {
+    throw new ReconcilerStartupError("cannot build the storage backends (QUASAR_BACKENDS)", {
+      cause: error,
+      details: describeError(error),
+    });
+  }
+  const metrics = createReconcilerMetrics();
+  const db = connectDatabase({
+    databaseUrl: config.DATABASE_URL,
+    maxConnections: 4 + backends.length * 2,
+    applicationName: "quasar-reconciler",
+  });
+  const opened: Backend[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    await migrateToLatest(db, config.QUASAR_RECONCILER_SCHEMA);
+    for (const backend of backends) {
+      try {
+        await backend.open();
+      } catch (error) {
+        throw new ReconcilerStartupError(`cannot open backend ${backend.label}`, {
+          cause: error,
+          details: describeError(error),
+        });
+      }
+      opened.push(backend);
+      logger.info({ msg: "backend open", backend: backend.label, id: backend.id });
+    }
+    const desiredStore = createDesiredStore({
+      db,
+      indexerSchema: config.QUASAR_INDEXER_SCHEMA,
+      reconcilerSchema: config.QUASAR_RECONCILER_SCHEMA,
+      ttlMs: config.QUASAR_PIN_TTL,
+      logger,
+    });
+    const reconciler = createReconciler({
+      common: { logger, metrics },
+      db,
+      backends,
+      desiredStore,
+      config,
+      ...(options.stopGraceMs === undefined ? {} : { stopGraceMs: options.stopGraceMs }),
+    });
+    let metricsPort: number | undefined;
+    if (config.QUASAR_METRICS_PORT !== 0) {
+      const server = await serveMetrics(metrics, { port: config.QUASAR_METRICS_PORT });
+      metricsPort = server.port;
+      cleanups.push(() => server.close());
+      logger.info({ msg: "metrics served", port: server.port, path: "/metrics" });
+    }
+    if (signal.aborted) return;
+    await reconciler.start();
+    cleanups.push(() => reconciler.stop());
+    logger.info({ msg: "reconciler running", backends: backends.map((b) => b.label) });
+    options.onReady?.({ metricsPort, reconciler });
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    logger.info({ msg: "reconciler stopping" });
+  } finally {
+    // Reverse order: the engine stops (ledger left consistent) before backends and the pool close.
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) =>
+        logger.warn({ msg: "cleanup failed", err: describeError(error) }),
+      );
+    }
+    for (const backend of opened) {
+      await backend.close().catch((error: unknown) =>
+        logger.warn({
+          msg: "backend close failed",
+          backend: backend.label,
+          err: describeError(error),
+        }),
+      );
+    }
+    await db.destroy();
+  }
+}
+
+/** Runs the process: SIGINT/SIGTERM stop it gracefully; a second signal or the deadline forces exit. */
+async function main(): Promise<void> {
+  let config: QuasarConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger({ level: config.QUASAR_LOG_LEVEL });
+  const controller = new AbortController();
+  const SHUTDOWN_DEADLINE_MS = 30_000;
+  const onSignal = (name: string) => {
+    if (controller.signal.aborted) {
+      logger.warn({ msg: "second signal: exiting now", signal: name });
+      process.exit(130);
+    }
+    logger.info({ msg: "shutting down", signal: name });
+    controller.abort(new Error(name));
+    setTimeout(() => {
+      logger.error({ msg: "shutdown deadline passed: exiting" });
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  try {
+    await runReconciler(config, controller.signal, { logger });
+    process.exit(0);
+  } catch (error) {
+    logger.fatal({ msg: "reconciler failed", err: describeError(error) });
+    if (error instanceof BaseError && error.details) process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}

@@ -1,0 +1,172 @@
+import { z } from "@hono/zod-openapi";
+import { CID } from "multiformats/cid";
+import { readAllLimited } from "../body.js";
+import {
+  backendHolding,
+  decodeDagInput,
+  encodeDagJson,
+  readBlock,
+  readDagNode,
+  startStream,
+} from "../content.js";
+import type { ApiCommon } from "../context.js";
+import { KUBO_MOUNT } from "../error-format.js";
+import { MissingFileError } from "../errors.js";
+import { multipartBoundary, parseMultipart } from "../multipart.js";
+import {
+  kuboAddQuery,
+  kuboCatQuery,
+  kuboDagGetQuery,
+  kuboDagPutQuery,
+  parseInput,
+} from "../schemas.js";
+import { addMultipartUpload, KUBO_FILE_FIELDS, putDagUpload } from "../upload.js";
+import { type ApiApp, authenticateUpload, queryOf, requestSignal } from "./shared.js";
+
+/**
+ * The Kubo RPC subset a stock kubo-rpc-client needs for add, dag.put, cat and dag.get,
+ * mounted at /kubo/api/v0 (use `create({ url: "<quasar>/kubo/api/v0" })`).
+ *
+ * Why a separate mount rather than sharing /api/v0: the two formats clash on the same paths
+ * (/add answers text for Aragon but NDJSON for Kubo; Aragon GETs /cat and /dag/get, Kubo
+ * POSTs everything). Guessing by field name or method would make a malformed Aragon request
+ * silently answered in Kubo's format; a mount point keeps each contract exact.
+ *
+ * Kubo formats: every command is POST; files in multipart field `file`; answers
+ * `{Name, Hash, Size}` (add, one NDJSON line) and `{Cid: {"/": …}}` (dag/put); errors
+ * `{Message, Code, Type: "error"}` with a 4xx status for bad input.
+ */
+export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
+  const base = `${KUBO_MOUNT}/api/v0`;
+  const registry = app.openAPIRegistry;
+  const kuboError = { description: '`{Message, Code, Type: "error"}`' };
+
+  registry.registerPath({
+    method: "post",
+    path: `${base}/add`,
+    summary: "Kubo add: upload one file (field `file`)",
+    request: { query: kuboAddQuery },
+    responses: {
+      200: {
+        description: "One NDJSON line",
+        content: {
+          "application/json": {
+            schema: z.object({ Name: z.string(), Hash: z.string(), Size: z.string() }),
+          },
+        },
+      },
+      400: kuboError,
+    },
+  });
+  app.post(`${base}/add`, async (c) => {
+    const caller = authenticateUpload(c, common);
+    parseInput(kuboAddQuery, queryOf(c), "query");
+    const stored = await addMultipartUpload(common, c.req.raw, {
+      fields: KUBO_FILE_FIELDS,
+      uploader: caller.keyId,
+      signal: requestSignal(c),
+    });
+    const hash = stored.cid.toV1().toString();
+    const line = `${JSON.stringify({ Name: hash, Hash: hash, Size: String(stored.size) })}\n`;
+    return c.body(line, 200, { "content-type": "application/json", "x-chunked-output": "1" });
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: `${base}/dag/put`,
+    summary: "Kubo dag/put: store one encoded node (field `file`)",
+    request: { query: kuboDagPutQuery },
+    responses: {
+      200: {
+        description: "The CID",
+        content: {
+          "application/json": { schema: z.object({ Cid: z.object({ "/": z.string() }) }) },
+        },
+      },
+      400: kuboError,
+    },
+  });
+  app.post(`${base}/dag/put`, async (c) => {
+    const caller = authenticateUpload(c, common);
+    const query = parseInput(kuboDagPutQuery, queryOf(c), "query");
+    const signal = requestSignal(c);
+    const boundary = multipartBoundary(c.req.header("content-type"));
+    // A DAG node is small: read its part whole, bounded by the JSON limit.
+    const body = await readAllLimited(c.req.raw, common.config.QUASAR_MAX_JSON_BYTES, signal);
+    let encoded: Uint8Array | undefined;
+    for await (const part of parseMultipart(oneChunk(body), boundary)) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of part.body) chunks.push(chunk);
+      if (encoded === undefined && (part.name === "file" || part.name.startsWith("file?"))) {
+        encoded = Buffer.concat(chunks);
+      }
+    }
+    if (encoded === undefined) throw new MissingFileError(KUBO_FILE_FIELDS);
+    const value = decodeDagInput(encoded, query["input-codec"]);
+    const stored = await putDagUpload(common, value, {
+      codec: query["store-codec"],
+      uploader: caller.keyId,
+      signal,
+      size: encoded.byteLength,
+    });
+    return c.json({ Cid: { "/": stored.cid.toString() } }, 200);
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: `${base}/cat`,
+    summary: "Kubo cat: a file's bytes (streamed)",
+    request: { query: kuboCatQuery },
+    responses: { 200: { description: "The bytes" }, 400: kuboError, 404: kuboError },
+  });
+  app.post(`${base}/cat`, async (c) => {
+    const query = parseInput(kuboCatQuery, queryOf(c), "query");
+    const cid = CID.parse(query.arg);
+    const signal = requestSignal(c);
+    const backend = await backendHolding(common, cid, signal);
+    const stream = await startStream(
+      backend.cat(cid, { offset: query.offset, length: query.length, signal }),
+      (error) => common.logger.warn({ msg: "cat failed mid-stream", cid: query.arg, err: error }),
+    );
+    return new Response(stream, {
+      status: 200,
+      headers: { "content-type": "text/plain", "x-stream-output": "1" },
+    });
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: `${base}/block/get`,
+    summary: "Kubo block/get: a block's raw bytes (kubo-rpc-client's dag.get uses it)",
+    request: { query: kuboCatQuery },
+    responses: { 200: { description: "The block" }, 400: kuboError, 404: kuboError },
+  });
+  app.post(`${base}/block/get`, async (c) => {
+    const query = parseInput(kuboCatQuery, queryOf(c), "query");
+    const bytes = await readBlock(common, CID.parse(query.arg), requestSignal(c));
+    return c.body(new Uint8Array(bytes), 200, { "content-type": "application/octet-stream" });
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: `${base}/dag/get`,
+    summary: "Kubo dag/get: a node as dag-json",
+    request: { query: kuboDagGetQuery },
+    responses: { 200: { description: "The node, dag-json" }, 400: kuboError, 404: kuboError },
+  });
+  app.post(`${base}/dag/get`, async (c) => {
+    const { arg } = parseInput(kuboDagGetQuery, queryOf(c), "query");
+    const node = await readDagNode(common, CID.parse(arg.cid), arg.path, requestSignal(c));
+    return c.body(new Uint8Array(encodeDagJson(node.value)), 200, {
+      "content-type": "application/json",
+    });
+  });
+
+  app.post(`${base}/version`, (c) =>
+    c.json({ Version: "0.0.0-quasar", Commit: "", Repo: "", System: "", Golang: "" }),
+  );
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}

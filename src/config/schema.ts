@@ -1,0 +1,227 @@
+import { getAddress, isAddress } from "viem";
+import { z } from "zod";
+import { parseDurationMs } from "./duration.js";
+
+/**
+ * Quasar's whole configuration: one zod schema over environment variables, read once at
+ * start by every process (indexer, reconciler, API, CLI). Side-effect free: Ponder executes
+ * every file under src/, so nothing here reads the environment until `loadConfig` is called.
+ *
+ * Each entry carries its documentation (`describe`) so the README table and `quasar config
+ * check` are generated from this file; `SECRET_SETTINGS` lists what must be masked.
+ */
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = parseDurationMs(text);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a positive duration such as "14d", "12h", "30s" or "500ms", got "${text}"`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const integer = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .default(String(fallback))
+    .transform((text, ctx) => {
+      const value = Number(text);
+      if (
+        !/^\s*-?\d+\s*$/.test(text) ||
+        !Number.isSafeInteger(value) ||
+        value < min ||
+        value > max
+      ) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a whole number from ${min} to ${max}, got "${text}"`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    });
+
+const list = (fallback = "") =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text) =>
+      text
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0),
+    );
+
+const address = z
+  .string()
+  .refine((value) => isAddress(value, { strict: false }), {
+    message: "expected a 20-byte hex address (0x followed by 40 hex digits)",
+  })
+  .transform((value) => getAddress(value).toLowerCase() as `0x${string}`);
+
+/** One indexed chain: where to read logs and which registry decides which storage contracts count. */
+export const chainSchema = z.object({
+  id: z.number().int().positive(),
+  /** Ponder's name for the chain; defaults to `chain<id>`. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_]*$/, "expected letters, digits and underscores")
+    .optional(),
+  rpc: z.url({ protocol: /^(https?|wss?)$/ }),
+  registry: address,
+  startBlock: z.number().int().nonnegative().default(0),
+});
+export type ChainConfig = z.output<typeof chainSchema> & { name: string };
+
+/** anvil's first deployment from its first default account always lands at this address. */
+export const LOCAL_REGISTRY_ADDRESS = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+const LOCAL_CHAINS = JSON.stringify([
+  { id: 31337, rpc: "http://127.0.0.1:8545", registry: LOCAL_REGISTRY_ADDRESS, startBlock: 0 },
+]);
+
+const chains = z
+  .string()
+  .default(LOCAL_CHAINS)
+  .transform((text, ctx) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          'expected a JSON array such as [{"id":1,"rpc":"https://…","registry":"0x…","startBlock":0}]',
+      });
+      return z.NEVER;
+    }
+    const result = z.array(chainSchema).min(1).safeParse(parsed);
+    if (!result.success) {
+      for (const issue of result.error.issues) {
+        ctx.addIssue({ code: "custom", message: `${issue.path.join(".")}: ${issue.message}` });
+      }
+      return z.NEVER;
+    }
+    const ids = new Set<number>();
+    for (const chain of result.data) {
+      if (ids.has(chain.id)) {
+        ctx.addIssue({ code: "custom", message: `chain ${chain.id} is listed twice` });
+        return z.NEVER;
+      }
+      ids.add(chain.id);
+    }
+    return result.data.map((chain) => ({ ...chain, name: chain.name ?? `chain${chain.id}` }));
+  });
+
+const schemaName = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((value) => /^[a-z_][a-z0-9_]{0,62}$/.test(value), {
+      message: "expected a lowercase Postgres identifier (letters, digits, underscores)",
+    });
+
+const port = (fallback: number) => integer(fallback, 0, 65_535);
+
+export const configSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .default("postgresql://postgres@127.0.0.1:5432/postgres")
+    .refine((value) => /^postgres(ql)?:\/\//.test(value), {
+      message: "expected a postgres:// or postgresql:// connection string",
+    })
+    .describe("PostgreSQL connection string shared by every process."),
+  QUASAR_INDEXER_SCHEMA: schemaName("quasar_indexer").describe(
+    "Postgres schema the indexer (Ponder) writes its event table to; the others read it.",
+  ),
+  QUASAR_RECONCILER_SCHEMA: schemaName("quasar").describe(
+    "Postgres schema of the reconciler's own tables (optimistic pins, ledger, reconcile log).",
+  ),
+  QUASAR_CHAINS: chains.describe(
+    "JSON array of chains: id, rpc (http/ws URL), registry address, startBlock, optional name. Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
+  ),
+  QUASAR_INDEXER_PORT: port(42069).describe(
+    "Port of the indexer's status server (/ready, /status).",
+  ),
+  QUASAR_PIN_TTL: duration("14d").describe(
+    "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",
+  ),
+  QUASAR_BACKENDS: list("helia://.quasar/ipfs").describe(
+    "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://).",
+  ),
+  QUASAR_MIN_REPLICAS: integer(0, 0, 1_000).describe(
+    "Backends that must hold each desired CID; 0 means every configured backend.",
+  ),
+  QUASAR_RECONCILE_INTERVAL: duration("2s").describe("Pause between incremental reconcile steps."),
+  QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
+    "Period of the full sweep that compares every backend's real pins with the desired set.",
+  ),
+  QUASAR_PIN_CONCURRENCY: integer(8, 1, 1_024).describe(
+    "Concurrent pin/unpin commands per backend.",
+  ),
+  QUASAR_PIN_INACTIVITY_TIMEOUT: duration("2m").describe(
+    "A pin that makes no progress for this long is aborted and retried.",
+  ),
+  QUASAR_PIN_DEADLINE: duration("24h").describe(
+    "After this long without success a CID is marked failed and only retried slowly.",
+  ),
+  QUASAR_RETRY_BASE: duration("5s").describe(
+    "First retry delay; doubles per attempt, with jitter.",
+  ),
+  QUASAR_RETRY_MAX: duration("30m").describe(
+    "Longest retry delay for a pin still within its deadline.",
+  ),
+  QUASAR_FAILED_RETRY_INTERVAL: duration("6h").describe("Retry period for CIDs marked failed."),
+  QUASAR_METRICS_PORT: port(9464).describe(
+    "Port of the reconciler's Prometheus /metrics (0 disables).",
+  ),
+  QUASAR_API_HOST: z.string().default("127.0.0.1").describe("Address the HTTP API listens on."),
+  QUASAR_API_PORT: port(3000).describe("Port of the HTTP API."),
+  QUASAR_PUBLIC_URL: z
+    .string()
+    .default("")
+    .refine((value) => value === "" || URL.canParse(value), { message: "expected an absolute URL" })
+    .describe(
+      "Public base URL of the API, used in /ipfs-provider; empty derives it from the request.",
+    ),
+  QUASAR_MAX_UPLOAD_BYTES: integer(1_073_741_824, 1).describe(
+    "Largest upload accepted; larger ones are refused with 413 as soon as the limit is crossed.",
+  ),
+  QUASAR_MAX_JSON_BYTES: integer(1_048_576, 1).describe(
+    "Largest JSON body accepted (dag/put etc.).",
+  ),
+  QUASAR_API_KEYS: list().describe(
+    "Comma-separated bearer tokens allowed to upload; empty lets anyone upload.",
+  ),
+  QUASAR_ADMIN_TOKEN: z
+    .string()
+    .default("")
+    .describe("Bearer token for admin routes; empty disables them."),
+  QUASAR_RATE_LIMIT: integer(100, 0).describe(
+    "Requests per window per API key or client address; 0 disables the limit.",
+  ),
+  QUASAR_RATE_LIMIT_WINDOW: duration("15m").describe("Window of the rate limit."),
+  QUASAR_CORS_ORIGINS: list("*").describe("Comma-separated allowed CORS origins; * allows any."),
+  QUASAR_LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info")
+    .describe("pino log level."),
+});
+
+export type QuasarConfig = z.output<typeof configSchema>;
+export type SettingName = keyof z.input<typeof configSchema>;
+
+/** Settings whose values are masked in logs, `config check` and every API answer. */
+export const SECRET_SETTINGS: ReadonlySet<SettingName> = new Set<SettingName>([
+  "DATABASE_URL",
+  "QUASAR_CHAINS",
+  "QUASAR_BACKENDS",
+  "QUASAR_API_KEYS",
+  "QUASAR_ADMIN_TOKEN",
+]);

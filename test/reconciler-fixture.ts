@@ -1,0 +1,157 @@
+import type { Kysely } from "kysely";
+import { pino } from "pino";
+import type { Backend } from "../reconciler/backend.js";
+import { createBackend } from "../reconciler/backends/index.js";
+import { createDesiredStore, type DesiredStore } from "../reconciler/desired-store.js";
+import { createReconciler, type Reconciler } from "../reconciler/engine/engine.js";
+import {
+  getLedgerRow,
+  type LedgerRow,
+  type LedgerTables,
+  ledgerDb,
+} from "../reconciler/engine/ledger.js";
+import { createReconcilerMetrics, type ReconcilerMetrics } from "../reconciler/engine/metrics.js";
+import { migrateToLatest } from "../reconciler/migrations/index.js";
+import { recordOptimisticPin } from "../reconciler/optimistic-pins.js";
+import { loadConfig } from "../src/config/load.js";
+import type { QuasarConfig } from "../src/config/schema.js";
+import { connectDatabase } from "../src/db/connect.js";
+import { createIndexerTables } from "./desired/indexer.js";
+import { createTestSchema } from "./harness/postgres.js";
+
+/**
+ * The engine on real parts for one suite: fresh reconciler and indexer schemas (the indexer's
+ * tables empty, as before Ponder's first event), the real desired store, the given backends
+ * (opened), and a reconciler built with fast test timings. Desired CIDs enter the way
+ * uploads do, as optimistic pins through the desired store's own recorder.
+ */
+export type EngineFixture = {
+  db: Kysely<LedgerTables>;
+  ledger: Kysely<LedgerTables>;
+  reconcilerSchema: string;
+  indexerSchema: string;
+  databaseUrl: string;
+  backends: Backend[];
+  store: DesiredStore;
+  reconciler: Reconciler;
+  metrics: ReconcilerMetrics;
+  config: QuasarConfig;
+  /** Makes `cid` desired (an optimistic pin for QUASAR_PIN_TTL from now). */
+  want(cid: string, now?: Date): Promise<void>;
+  row(backend: Backend, cid: string): Promise<LedgerRow | undefined>;
+  /** Polls `check` until it holds or `timeoutMs` passes; returns its last value. */
+  until(check: () => Promise<boolean>, timeoutMs?: number): Promise<boolean>;
+  close(): Promise<void>;
+};
+
+/**
+ * kysely's Migrator looks for its tables by introspecting every schema, which fails when another
+ * suite drops its schema at that moment ("schema … does not exist"): retry that race.
+ */
+export async function migrateWithRetry<T>(db: Kysely<T>, schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateToLatest(db, schema);
+      return;
+    } catch (error) {
+      if (attempt >= 4) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+export const FAST_ENGINE_ENV = {
+  QUASAR_RECONCILE_INTERVAL: "200ms",
+  QUASAR_FULL_SWEEP_INTERVAL: "1h",
+  QUASAR_RETRY_BASE: "100ms",
+  QUASAR_RETRY_MAX: "400ms",
+  QUASAR_PIN_INACTIVITY_TIMEOUT: "3s",
+  QUASAR_METRICS_PORT: "0",
+  QUASAR_LOG_LEVEL: "warn",
+} as const;
+
+export async function createEngineFixture(options: {
+  backends: string[];
+  env?: Record<string, string>;
+  /** Start the loops (default true); false leaves stepping to the test. */
+  start?: boolean;
+  /** An indexer schema Ponder writes (end to end); by default a fresh one with empty tables. */
+  indexerSchema?: string;
+}): Promise<EngineFixture> {
+  const reconcilerSchema = await createTestSchema("rec");
+  const indexerSchema: { schema: string; drop(): Promise<void> } = options.indexerSchema
+    ? { schema: options.indexerSchema, drop: async () => {} }
+    : await createTestSchema("reci");
+  const db = connectDatabase<LedgerTables>({
+    databaseUrl: reconcilerSchema.databaseUrl,
+    maxConnections: 10,
+    applicationName: "reconciler-test",
+  });
+  if (!options.indexerSchema) await createIndexerTables(db, indexerSchema.schema);
+  await migrateWithRetry(db, reconcilerSchema.schema);
+  const config = loadConfig({
+    ...FAST_ENGINE_ENV,
+    ...options.env,
+    DATABASE_URL: reconcilerSchema.databaseUrl,
+    QUASAR_RECONCILER_SCHEMA: reconcilerSchema.schema,
+    QUASAR_INDEXER_SCHEMA: indexerSchema.schema,
+  });
+  const backends = options.backends.map((raw) => createBackend(raw));
+  for (const backend of backends) await backend.open();
+  const store = createDesiredStore({
+    db,
+    indexerSchema: indexerSchema.schema,
+    reconcilerSchema: reconcilerSchema.schema,
+    ttlMs: config.QUASAR_PIN_TTL,
+  });
+  const metrics = createReconcilerMetrics();
+  const reconciler = createReconciler({
+    common: { logger: pino({ level: config.QUASAR_LOG_LEVEL }), metrics },
+    db,
+    backends,
+    desiredStore: store,
+    config,
+    stopGraceMs: 2_000,
+  });
+  if (options.start !== false) await reconciler.start();
+  const ledger = ledgerDb(db, reconcilerSchema.schema);
+  return {
+    db,
+    ledger,
+    reconcilerSchema: reconcilerSchema.schema,
+    indexerSchema: indexerSchema.schema,
+    databaseUrl: reconcilerSchema.databaseUrl,
+    backends,
+    store,
+    reconciler,
+    metrics,
+    config,
+    async want(cid, now = new Date()) {
+      await recordOptimisticPin(db, {
+        schema: reconcilerSchema.schema,
+        cid,
+        size: 1,
+        uploader: "test",
+        backendId: backends[0]?.id ?? "none",
+        now,
+        ttlMs: config.QUASAR_PIN_TTL,
+      });
+    },
+    row: (backend, cid) => getLedgerRow(ledger, backend.id, cid),
+    async until(check, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (await check()) return true;
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async close() {
+      await reconciler.stop();
+      for (const backend of backends) await backend.close().catch(() => {});
+      await db.destroy();
+      await reconcilerSchema.drop();
+      await indexerSchema.drop();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReconcilerStartupError } from "../reconciler/errors.js";
+import { runReconciler } from "../reconciler/main.js";
+import { loadConfig } from "../src/config/load.js";
+import { connectDatabase } from "../src/db/connect.js";
+import { createIndexerTables } from "./desired/indexer.js";
+import { createTestSchema, type TestSchema } from "./harness/postgres.js";
+
+// runReconciler as `quasar reconciler` and reconciler/main.ts call it, in this process.
+describe("runReconciler", () => {
+  let reconciler: TestSchema;
+  let indexer: TestSchema;
+  let dir: string;
+
+  beforeAll(async () => {
+    reconciler = await createTestSchema("recmain");
+    indexer = await createTestSchema("recmaini");
+    const db = connectDatabase({ databaseUrl: indexer.databaseUrl, maxConnections: 1 });
+    await createIndexerTables(db, indexer.schema);
+    await db.destroy();
+    dir = await mkdtemp(join(tmpdir(), "quasar-main-"));
+  });
+  afterAll(async () => {
+    await reconciler?.drop();
+    await indexer?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const configWith = (backends: string) =>
+    loadConfig({
+      DATABASE_URL: reconciler.databaseUrl,
+      QUASAR_RECONCILER_SCHEMA: reconciler.schema,
+      QUASAR_INDEXER_SCHEMA: indexer.schema,
+      QUASAR_BACKENDS: backends,
+      QUASAR_METRICS_PORT: "0",
+      QUASAR_RECONCILE_INTERVAL: "100ms",
+    });
+
+  it("refuses to start on a bad connection string, naming it without its secret", async () => {
+    const error = await runReconciler(
+      configWith("cluster9+https://pins.example?token=SECRET123"),
+      new AbortController().signal,
+      { logger: pino({ level: "silent" }) },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReconcilerStartupError);
+    const text = `${(error as Error).message} ${String((error as Error).cause)}`;
+    expect(text).toMatch(/cluster9/);
+    expect(text).toMatch(/ipfs:\/\/host:port/);
+    expect(text).not.toContain("SECRET123");
+  });
+
+  it("migrates, serves /metrics, runs, and stops cleanly when its signal aborts", async () => {
+    const config = loadConfig({
+      DATABASE_URL: reconciler.databaseUrl,
+      QUASAR_RECONCILER_SCHEMA: reconciler.schema,
+      QUASAR_INDEXER_SCHEMA: indexer.schema,
+      QUASAR_BACKENDS: `helia://${join(dir, "node")}?offline=true`,
+      QUASAR_METRICS_PORT: "0",
+      QUASAR_RECONCILE_INTERVAL: "100ms",
+    });
+    // Port 0 is "disabled" in the schema: pick a real free one for this run.
+    const { default: getPort } = await import("get-port");
+    const port = await getPort({ host: "127.0.0.1" });
+    const controller = new AbortController();
+    let ready: (port: number | undefined) => void = () => {};
+    const readyPort = new Promise<number | undefined>((resolve) => {
+      ready = resolve;
+    });
+    const running = runReconciler({ ...config, QUASAR_METRICS_PORT: port }, controller.signal, {
+      logger: pino({ level: "silent" }),
+      onReady: ({ metricsPort }) => ready(metricsPort),
+    });
+    expect(await readyPort).toBe(port);
+    const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(body).toMatch(/quasar_reconciler_backend_up\{backend="helia:\/\/[^"]+"\} 1/);
+    expect(body).toMatch(/quasar_reconciler_desired_cids/);
+    controller.abort();
+    await expect(running).resolves.toBeUndefined();
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  });
+});
