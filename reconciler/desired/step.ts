@@ -32,7 +32,7 @@ import type { DesiredTables } from "./tables.js";
  *     persisted state, advancing its cursor;
  *  2. read the unfinalized tail (blocks above that) into an in-memory overlay;
  *  3. collect the CIDs whose answer may have changed: newly folded or tail PinHashes, CIDs
- *     that were pending, CIDs with a time-based change due, uploads and off-chain
+ *     whose answer used the previous tail, CIDs with a time-based change due, uploads and off-chain
  *     registrations queued by the API, and every CID of a contract whose standing moved;
  *  4. evaluate those with the shared rules (src/domain/desired/evaluate.ts) and write only
  *     the rows that changed.
@@ -217,11 +217,13 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
     if (refs.some((ref) => affectedContracts.has(contractKey(ref.chainId, ref.contract))))
       affectedCids.add(cid);
   }
-  // A union, each arm served by its partial index (an OR would scan the whole set).
+  // Answers that used the previous tail (a reorg may have removed what they rest on) and
+  // answers with a time-based change due. A union, each arm served by its partial index (an
+  // OR would scan the whole set).
   const due = await db
     .selectFrom("desired_cid")
     .select("cid")
-    .where("is_pending", "=", true)
+    .where("uses_tail", "=", true)
     .unionAll(db.selectFrom("desired_cid").select("cid").where("next_change_at", "<=", now))
     .execute();
   for (const row of due) affectedCids.add(row.cid);
@@ -256,34 +258,36 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
       (
         await db
           .selectFrom("desired_cid")
-          .select(["cid", "reasons"])
+          .select(["cid", "reasons", "uses_tail"])
           .where("cid", "=", (eb) => eb.fn.any(eb.val(cids)))
           .execute()
-      ).map((row) => [row.cid, canonical(row.reasons.map(reasonFromJson))]),
+      ).map((row) => [
+        row.cid,
+        { json: canonical(row.reasons.map(reasonFromJson)), usesTail: row.uses_tail },
+      ]),
     );
-    const upserts: Array<{
-      cid: string;
-      reasons: DesiredReason[];
-      json: string;
-      nextChangeAt: Date | null;
-    }> = [];
+    const upserts: Row[] = [];
     const removals: string[] = [];
     for (const cid of cids) {
       const evaluation = evaluateCid(refs.get(cid) ?? [], optimistic.get(cid), context);
       const json = canonical(evaluation.reasons);
+      const usesTail = tailRefs.has(cid);
       const before = stored.get(cid);
       if (evaluation.reasons.length === 0) {
         if (before === undefined) continue;
         removals.push(cid);
         changes.push({ cid, desired: false, reasons: [] });
-      } else if (before !== json) {
+      } else if (before?.json !== json || before.usesTail !== usesTail) {
         upserts.push({
           cid,
           reasons: evaluation.reasons,
           json,
           nextChangeAt: evaluation.nextChangeAt,
+          usesTail,
         });
-        changes.push({ cid, desired: true, reasons: evaluation.reasons });
+        // Only a different answer is a change; a row that merely left the tail is not.
+        if (before?.json !== json)
+          changes.push({ cid, desired: true, reasons: evaluation.reasons });
       }
     }
     await writeRows(db, upserts, removals, now);
@@ -433,14 +437,17 @@ async function updateStandings(
     .execute();
 }
 
+type Row = {
+  cid: string;
+  reasons: DesiredReason[];
+  json: string;
+  nextChangeAt: Date | null;
+  usesTail: boolean;
+};
+
 async function writeRows(
   db: Kysely<DesiredTables>,
-  upserts: Array<{
-    cid: string;
-    reasons: DesiredReason[];
-    json: string;
-    nextChangeAt: Date | null;
-  }>,
+  upserts: Row[],
   removals: string[],
   now: Date,
 ): Promise<void> {
@@ -464,6 +471,7 @@ async function writeRows(
         is_pending: has(row.reasons, "pending"),
         is_optimistic: has(row.reasons, "optimistic"),
         is_demoted: has(row.reasons, "demoted"),
+        uses_tail: row.usesTail,
         updated_at: now,
       })),
     )
@@ -475,6 +483,7 @@ async function writeRows(
         is_pending: eb.ref("excluded.is_pending"),
         is_optimistic: eb.ref("excluded.is_optimistic"),
         is_demoted: eb.ref("excluded.is_demoted"),
+        uses_tail: eb.ref("excluded.uses_tail"),
         updated_at: eb.ref("excluded.updated_at"),
       })),
     )

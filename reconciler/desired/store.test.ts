@@ -133,6 +133,35 @@ describe("desired store", () => {
     expect(await persisted()).toBe(before);
   });
 
+  it("drops a demotion that rested on a PinHash a reorg removed", async () => {
+    // Found by the property test: a pending PinHash from A, then a (final) off-chain
+    // Unregister of A demotes it. The reorg that removes the PinHash leaves A's standing
+    // and every persisted row untouched, and the CID is not `pending`: the step must still
+    // re-evaluate it, because its answer used the tail.
+    await insertEvents(fx.db, fx.indexerSchema, [
+      register(CONTRACT_A, { block: 11n }),
+      pinHash(CONTRACT_A, C0, { block: 11n, log: 1 }),
+    ]);
+    await progress(10n, 11n);
+    await recordOffchainRegistration(fx.db, {
+      schema: fx.reconcilerSchema,
+      chainId: 1,
+      contract: CONTRACT_A,
+      action: "unregister",
+      actor: "admin",
+      now: blockDate(12n),
+    });
+    expect(await fx.store.step({ now: blockDate(12n) })).toMatchObject([
+      { cid: C0, desired: true, reasons: [{ kind: "demoted" }] },
+    ]);
+    await revertAbove(fx.db, fx.indexerSchema, 1, 10n);
+    await progress(10n, 10n);
+    expect(await fx.store.step({ now: blockDate(12n) })).toEqual([
+      { cid: C0, desired: false, reasons: [] },
+    ]);
+    expect(await fx.store.counts()).toMatchObject({ desired: 0 });
+  });
+
   it("expires optimistic uploads and demotions by `now` alone, exactly at their end", async () => {
     const t0 = blockDate(30n);
     await recordOptimisticPin(fx.db, {

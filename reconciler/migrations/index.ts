@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationResultSet, Migrator } from "
 import { NonRetryableError } from "../errors.js";
 import { desiredMigration } from "./0001_desired.js";
 import { ledgerMigration } from "./0002_ledger.js";
+import { desiredUsesTailMigration } from "./0003_desired_uses_tail.js";
 
 /**
  * The reconciler schema's migrations, in order. Add a migration by writing
@@ -11,6 +12,7 @@ import { ledgerMigration } from "./0002_ledger.js";
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_desired": desiredMigration,
   "0002_ledger": ledgerMigration,
+  "0003_desired_uses_tail": desiredUsesTailMigration,
 };
 
 /** Raised when a migration fails; the database is left at the last migration that succeeded. */
