@@ -39,6 +39,13 @@ export interface Backend {
   listPins(options: { signal?: AbortSignal }): AsyncIterable<PinListing>;
   /** The recursive pin of one CID, or undefined when it is not pinned recursively. */
   getPin(cid: CID, options: { signal?: AbortSignal }): Promise<PinListing | undefined>;
+  /**
+   * True when pins carry names here and a later pin of the same CID by anyone replaces the
+   * name (Kubo ≥ 0.26 and js-ipfs; helia keeps the first pinner's). Then a pin Quasar made
+   * that no longer carries QUASAR_PIN_NAME at unpin time was pinned again by someone else,
+   * and is left in place. False (old Kubo): names tell nothing, the ledger alone decides.
+   */
+  storesPinNames(options: { signal?: AbortSignal }): Promise<boolean>;
   /** True when the root block is stored locally; never fetches from the network. */
   hasBlock(cid: CID, options: { signal?: AbortSignal }): Promise<boolean>;
 

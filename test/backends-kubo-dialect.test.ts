@@ -5,6 +5,7 @@ import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
 import { createBackend } from "../reconciler/backends/index.js";
+import { kuboNamesPins } from "../reconciler/backends/ipfs.js";
 
 /**
  * The Kubo dialect (pin names as `name`, `names=true` listings, `add --pin-name`, streamed
@@ -163,5 +164,12 @@ describe("Kubo RPC dialect", () => {
     expect(call?.searchParams.get("pin")).toBe("false");
     expect(call?.searchParams.has("pin-name")).toBe(false);
     expect(requests.some((url) => url.pathname === "/api/v0/pin/add")).toBe(false);
+  });
+
+  it("trusts pin names from Kubo 0.26 on, where pins carry them", async () => {
+    expect(await backend.storesPinNames({})).toBe(true);
+    expect(
+      ["0.25.0", "0.26.0", "0.32.1", "1.0.0", "0.9.1", "nightly"].map((v) => kuboNamesPins(v)),
+    ).toEqual([false, true, true, true, false, false]);
   });
 });

@@ -91,6 +91,42 @@ describe("engine on a js-ipfs daemon and embedded helia", () => {
     expect(unpins).toEqual([]);
   });
 
+  it("leaves a pin someone else made again after Quasar's, when Quasar no longer wants it", async () => {
+    const answer = await daemon.rpc(
+      "block/put",
+      { format: "raw", "cid-codec": "raw", mhtype: "sha2-256", pin: "false" },
+      { field: "file", bytes: new Uint8Array(randomBytes(200)) },
+    );
+    const cid = CID.parse((JSON.parse(answer) as { Key: string }).Key).toV1();
+    const text = cid.toString();
+    // Desired for a few seconds: Quasar pins it (owned), then another user of the node pins
+    // the same CID again, which on a daemon replaces Quasar's pin and its name.
+    await f.want(text, new Date(Date.now() - TTL_MS + 4_000));
+    expect(await f.until(async () => (await f.row(kubo, text))?.status === "pinned", 10_000)).toBe(
+      true,
+    );
+    expect(await f.row(kubo, text)).toMatchObject({ owned: true });
+    expect(await kubo.getPin(cid, {})).toMatchObject({ name: "quasar" });
+    await daemon.rpc("pin/add", { arg: text, recursive: "true" });
+
+    expect(
+      await f.until(async () => (await f.row(kubo, text))?.status === "unpinned", 20_000),
+    ).toBe(true);
+    expect(await f.row(kubo, text)).toMatchObject({ owned: false });
+    expect(await pinnedOn(kubo, cid)).toBe(true);
+    const decisions = await f.ledger
+      .selectFrom("reconcile_log")
+      .select(["decision", "reason"])
+      .where("backend_id", "=", kubo.id)
+      .where("cid", "=", text)
+      .orderBy("id")
+      .execute();
+    expect(decisions.at(-1)).toMatchObject({
+      decision: "skip_foreign",
+      reason: expect.stringMatching(/pinned again since Quasar pinned it/),
+    });
+  });
+
   it("aborts a pin that makes no progress (inactivity timeout) and retries it with backoff", async () => {
     // Content nobody has: the offline daemon waits for blocks for ever, so only the
     // inactivity timeout (QUASAR_PIN_INACTIVITY_TIMEOUT, 5 s here) ends the command.

@@ -88,6 +88,8 @@ export function describeBackendConformance(
       expect(added.cid.code).toBe(raw.code); // a single raw leaf (raw leaves, CIDv1)
       expect(Buffer.compare(await readAll(backend.cat(added.cid, {})), Buffer.from(bytes))).toBe(0);
       expect((await backend.getPin(added.cid, {}))?.name).toBe(name);
+      // Names come back, so the engine may rely on them at unpin time.
+      expect(await backend.storesPinNames({})).toBe(true);
     });
 
     it("streams a multi-MB file in chunks, cats it whole and by range", async () => {

@@ -266,6 +266,11 @@ export function createHeliaBackend(params: HeliaBackendParams): Backend {
       }
     },
 
+    async storesPinNames() {
+      // Pins keep the metadata of whoever pinned first (a second add is AlreadyPinnedError).
+      return true;
+    },
+
     async hasBlock(cid, options) {
       const helia = await ready();
       try {

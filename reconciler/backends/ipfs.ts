@@ -84,6 +84,7 @@ export function createKuboBackend(params: KuboBackendParams): Backend {
     label,
   });
   let dialect: Dialect | undefined;
+  let storesNames = false;
 
   /** Maps a daemon's refusal onto the error tree; anything else is already typed by the transport. */
   function fail(operation: string, error: unknown, cid?: CID): never {
@@ -109,6 +110,10 @@ export function createKuboBackend(params: KuboBackendParams): Backend {
     if (dialect) return dialect;
     const version = await readJson(await rpc.call("version", { signal }));
     dialect = isRecord(version) && "ipfs-core" in version ? "js-ipfs" : "kubo";
+    // js-ipfs keeps metadata on every pin; Kubo names pins from 0.26 on.
+    storesNames =
+      dialect === "js-ipfs" ||
+      (isRecord(version) && typeof version.Version === "string" && kuboNamesPins(version.Version));
     return dialect;
   }
 
@@ -248,6 +253,11 @@ export function createKuboBackend(params: KuboBackendParams): Backend {
           return undefined;
         return fail("getPin", error);
       }
+    },
+
+    async storesPinNames(options) {
+      await detectDialect(options.signal).catch((error: unknown) => fail("version", error));
+      return storesNames;
     },
 
     async hasBlock(cid, options) {
@@ -470,4 +480,12 @@ function carHeaderReader() {
       return decoded ?? [];
     },
   };
+}
+
+/** Kubo stores pin names from 0.26.0 on; a version it cannot read counts as older. */
+export function kuboNamesPins(version: string): boolean {
+  const match = /^(\d+)\.(\d+)\./.exec(version);
+  if (!match) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > 0 || minor >= 26;
 }

@@ -27,25 +27,26 @@ const EVENTS_ORDER: readonly PinEvent[] = [
   "lost",
   "recover",
   "record_owned",
+  "disown",
 ];
 const EXPECTED: Record<PinState, string> = {
-  //           want     unwant       release  d_pin   pin_ok pin_err pin_give adopt  d_unpin   unpin_ok unpin_err    lost     recover      record_owned
+  //           want     unwant       release  d_pin   pin_ok pin_err pin_give adopt  d_unpin   unpin_ok unpin_err    lost     recover      record_owned disown
   absent:
-    "   queued   absent       absent   -       -      -       -        pinned -         -        -            -        -            pinned",
+    "   queued   absent       absent   -       -      -       -        pinned -         -        -            -        -            pinned -",
   queued:
-    "   queued   unpin_queued unpinned pinning -      -       -        pinned -         -        -            queued   queued       pinned",
+    "   queued   unpin_queued unpinned pinning -      -       -        pinned -         -        -            queued   queued       pinned -",
   pinning:
-    "  pinning  unpin_queued -        -       pinned queued  failed   pinned -         -        -            pinning  queued       pinned",
+    "  pinning  unpin_queued -        -       pinned queued  failed   pinned -         -        -            pinning  queued       pinned -",
   pinned:
-    "   pinned   unpin_queued unpinned -       pinned -       -        pinned -         -        -            queued   pinned       pinned",
+    "   pinned   unpin_queued unpinned -       pinned -       -        pinned -         -        -            queued   pinned       pinned -",
   failed:
-    "   failed   unpin_queued unpinned pinning -      -       -        pinned -         -        -            failed   failed       pinned",
+    "   failed   unpin_queued unpinned pinning -      -       -        pinned -         -        -            failed   failed       pinned -",
   unpin_queued:
-    "queued unpin_queued unpinned -       -      -       -        -      unpinning -        -            unpinned unpin_queued pinned",
+    "queued unpin_queued unpinned -       -      -       -        -      unpinning -        -            unpinned unpin_queued pinned -",
   unpinning:
-    "queued    unpinning    -        -       -      -       -        -      -         unpinned unpin_queued unpinning unpin_queued queued",
+    "queued    unpinning    -        -       -      -       -        -      -         unpinned unpin_queued unpinning unpin_queued queued unpinned",
   unpinned:
-    " queued   unpinned     unpinned -       -      -       -        pinned -         unpinned -            unpinned unpinned     pinned",
+    " queued   unpinned     unpinned -       -      -       -        pinned -         unpinned -            unpinned unpinned     pinned -",
 };
 
 const STATES: readonly PinState[] = [ABSENT, ...PIN_STATUSES];

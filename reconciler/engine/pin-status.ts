@@ -7,7 +7,7 @@
  *                      ▲  ▲                     │ │                 │
  *                      │  └──────pin_error──────┘ └──pin_give_up──▶ failed (slow retry)
  *                      └──────────────lost (sweep: unpinned by hand)──┘
- *   pinned ──unwant──▶ unpin_queued ──dispatch_unpin──▶ unpinning ──unpin_ok──▶ unpinned
+ *   pinned ──unwant──▶ unpin_queued ──dispatch_unpin──▶ unpinning ──unpin_ok / disown──▶ unpinned
  *                          ▲                                 │
  *                          └───────────unpin_error───────────┘
  *
@@ -63,6 +63,11 @@ export const PIN_EVENTS = [
   "recover",
   /** The API pinned uploaded content itself and records that Quasar owns the pin. */
   "record_owned",
+  /**
+   * About to unpin, the worker found the pin carrying another name: someone pinned the CID
+   * again since Quasar did. Their pin stays; Quasar forgets its own (owned = false).
+   */
+  "disown",
 ] as const;
 export type PinEvent = (typeof PIN_EVENTS)[number];
 
@@ -92,6 +97,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: X,
     recover: X,
     record_owned: "pinned",
+    disown: X,
   },
   queued: {
     want: "queued",
@@ -108,6 +114,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "queued",
     recover: "queued",
     record_owned: "pinned",
+    disown: X,
   },
   pinning: {
     want: "pinning",
@@ -125,6 +132,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "pinning",
     recover: "queued",
     record_owned: "pinned",
+    disown: X,
   },
   pinned: {
     want: "pinned",
@@ -141,6 +149,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "queued",
     recover: "pinned",
     record_owned: "pinned",
+    disown: X,
   },
   failed: {
     want: "failed",
@@ -157,6 +166,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "failed",
     recover: "failed",
     record_owned: "pinned",
+    disown: X,
   },
   unpin_queued: {
     // The unpin has not been sent (or failed, leaving the pin): pinning again is idempotent and cheap.
@@ -175,6 +185,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "unpinned",
     recover: "unpin_queued",
     record_owned: "pinned",
+    disown: X,
   },
   unpinning: {
     // The unpin in flight may remove the pin: pin again after it.
@@ -192,6 +203,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "unpinning",
     recover: "unpin_queued",
     record_owned: "queued",
+    disown: "unpinned",
   },
   unpinned: {
     want: "queued",
@@ -208,6 +220,7 @@ const TABLE: Record<PinState, Record<PinEvent, PinState | undefined>> = {
     lost: "unpinned",
     recover: "unpinned",
     record_owned: "pinned",
+    disown: X,
   },
 };
 

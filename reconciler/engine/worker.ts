@@ -27,7 +27,9 @@ export type WorkerPolicy = {
   stopGraceMs: number;
   /**
    * Look for a pin Quasar did not create before pinning (one `getPin` per new pin) and adopt
-   * it, never to be unpinned. Turn off only for a backend Quasar is the sole user of.
+   * it, never to be unpinned; and before unpinning, for a pin someone else made again since
+   * (its name is not Quasar's), which is left in place. Off only for a backend Quasar is the
+   * sole user of.
    */
   foreignPinCheck: boolean;
 };
@@ -206,6 +208,27 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     const cid = CID.parse(row.cid);
     const signal = commands.signal;
     try {
+      // A daemon keeps one pin per CID: whoever pins it again after Quasar did shares that
+      // pin, and unpinning would take it from them. Their pin carries their name (or none).
+      if (policy.foreignPinCheck && (await backend.storesPinNames({ signal }))) {
+        const existing = await backend.getPin(cid, { signal });
+        if (existing !== undefined && existing.name !== QUASAR_PIN_NAME) {
+          metrics.operations.inc({ ...label, op: "disown", outcome: "ok" });
+          logger.info({ msg: "pinned again by someone else: left in place", cid: row.cid });
+          return {
+            backendId: backend.id,
+            cid: row.cid,
+            expect: "unpinning",
+            event: "disown",
+            set: { owned: false, attempts: 0, last_error: null },
+            log: {
+              decision: "skip_foreign",
+              reason: `pinned again since Quasar pinned it (name ${JSON.stringify(existing.name ?? "")}): left in place`,
+              outcome: "ok",
+            },
+          };
+        }
+      }
       await backend.unpin(cid, { signal });
       metrics.operations.inc({ ...label, op: "unpin", outcome: "ok" });
       return {
