@@ -18,6 +18,13 @@ export interface Backend {
   readonly designator: string;
   /** The connection string with every secret masked, safe for logs and answers. */
   readonly label: string;
+  /**
+   * The operator declares Quasar the node's only user. Quasar then skips its looks for foreign
+   * pins (one `getPin` before each new pin, and before each unpin or upload pin) and counts
+   * every pin it makes as its own. Wrong on a shared node: another user's pin of a CID Quasar
+   * also pinned would be removed when Quasar releases it.
+   */
+  readonly exclusive: boolean;
 
   /** Connects or starts the node. Idempotent; may be called again after close(). */
   open(): Promise<void>;

@@ -63,6 +63,22 @@ describe("ipfs connection strings", () => {
     expect(JSON.stringify(backend)).not.toContain("s3cr3t");
   });
 
+  it("reads ?exclusive= as the operator's declaration, without changing the id", () => {
+    const shared = createBackend("ipfs://127.0.0.1:5001");
+    expect(shared.exclusive).toBe(false);
+    for (const raw of [
+      "ipfs://127.0.0.1:5001?exclusive=true",
+      "ipfs://127.0.0.1:5001?exclusive",
+      "ipfs://127.0.0.1:5001?exclusive=1&token=t",
+    ]) {
+      const backend = createBackend(raw);
+      expect(backend.exclusive).toBe(true);
+      // Turning it on or off keeps the backend's ledger.
+      expect(backend.id).toBe(shared.id);
+    }
+    expect(createBackend("ipfs://127.0.0.1:5001?exclusive=false").exclusive).toBe(false);
+  });
+
   it("sends user info as basic auth and masks it", () => {
     const raw = "ipfs+https://alice:pa55word@ipfs.example.com/api-prefix";
     const params = kubo(raw);
@@ -128,6 +144,7 @@ describe("connection string errors", () => {
     ["ipfs://host:5001#frag", "fragment"],
     ["ipfs://host:5001?tokn=abc", 'unknown parameter "tokn"'],
     ["ipfs://host:5001?token=", "token is empty"],
+    ["ipfs://host:5001?exclusive=yes", "exclusive must be true or false"],
     ["helia://", "no directory"],
     ["helia://dir?offline=maybe", "offline must be true or false"],
     ["helia://dir?listen=true", 'unknown parameter "listen"'],

@@ -80,9 +80,13 @@ export function parseHttpEndpoint(params: {
   rest: string;
   defaultPort: number;
   allowedParams: readonly string[];
+  /** Parameters that change how Quasar uses the endpoint, not which one it is: kept out of the id. */
+  optionParams?: readonly string[];
   acceptedForms: readonly string[];
 }): HttpEndpoint & { params: URLSearchParams } {
   const { raw, designator, transport, rest, defaultPort, allowedParams, acceptedForms } = params;
+  const optionParams = params.optionParams ?? [];
+  const known = [...allowedParams, ...optionParams];
   const fail = (reason: string): never => {
     throw new InvalidConnectionStringError(maskConnectionString(raw), reason, acceptedForms);
   };
@@ -98,9 +102,9 @@ export function parseHttpEndpoint(params: {
   const token = query.get("token");
   query.delete("token");
   for (const key of query.keys()) {
-    if (!allowedParams.includes(key)) {
+    if (!known.includes(key)) {
       fail(
-        `unknown parameter "${key}"${allowedParams.length > 0 ? ` (known: token, ${allowedParams.join(", ")})` : " (only token is known)"}`,
+        `unknown parameter "${key}"${known.length > 0 ? ` (known: token, ${known.join(", ")})` : " (only token is known)"}`,
       );
     }
   }
@@ -119,7 +123,9 @@ export function parseHttpEndpoint(params: {
   const path = url.pathname.replace(/\/+$/, "");
   const baseUrl = new URL(`${transport}://${url.hostname}:${port}${path}`);
   query.sort();
-  const search = query.toString();
+  const identifying = new URLSearchParams(query);
+  for (const key of optionParams) identifying.delete(key);
+  const search = identifying.toString();
   const canonical = `${designator}+${transport}://${url.hostname}:${port}${path}${search ? `?${search}` : ""}`;
   return { baseUrl, authorization, canonical, params: query };
 }

@@ -203,6 +203,8 @@ export function createHeliaBackend(params: HeliaBackendParams): Backend {
     id: params.id,
     designator: "helia",
     label,
+    // Embedded: only Quasar's own processes pin here, and they still check (cheap in-process).
+    exclusive: false,
 
     async open() {
       await ready();

@@ -4,7 +4,12 @@ import { varint } from "multiformats";
 import { CID } from "multiformats/cid";
 import type { AddResult, Backend, PinListing, PinOptions } from "../backend.js";
 import type { SplitConnectionString } from "./connection-string.js";
-import { backendId, maskConnectionString, parseHttpEndpoint } from "./connection-string.js";
+import {
+  backendId,
+  booleanParam,
+  maskConnectionString,
+  parseHttpEndpoint,
+} from "./connection-string.js";
 import {
   BackendRequestError,
   ContentUnavailableError,
@@ -29,7 +34,7 @@ import {
 export const KUBO_FORMS = [
   "ipfs://host:port",
   "ipfs+http://host:port",
-  "ipfs+https://host:port[/prefix][?token=…]",
+  "ipfs+https://host:port[/prefix][?token=…][&exclusive=true]",
 ] as const;
 
 /** Settings of one Kubo RPC backend. `authorization` is a secret. */
@@ -38,6 +43,8 @@ export type KuboBackendParams = {
   authorization: string | undefined;
   id: string;
   label: string;
+  /** The operator declares Quasar the node's only user (`?exclusive=true`): see Backend.exclusive. */
+  exclusive?: boolean;
   /** How long hasBlock waits on daemons that ignore `offline=true` (js-ipfs) before answering false. */
   localCheckTimeoutMs?: number;
 };
@@ -62,13 +69,18 @@ export function parseKuboConnectionString(
     rest: parts.rest,
     defaultPort: 5001,
     allowedParams: [],
+    optionParams: ["exclusive"],
     acceptedForms,
+  });
+  const exclusive = booleanParam(endpoint.params, "exclusive", (reason) => {
+    throw new InvalidConnectionStringError(maskConnectionString(raw), reason, acceptedForms);
   });
   return {
     baseUrl: endpoint.baseUrl,
     authorization: endpoint.authorization,
     id: backendId("ipfs", endpoint.canonical),
     label: maskConnectionString(raw),
+    exclusive: exclusive ?? false,
   };
 }
 
@@ -187,6 +199,7 @@ export function createKuboBackend(params: KuboBackendParams): Backend {
     id: params.id,
     designator: "ipfs",
     label,
+    exclusive: params.exclusive ?? false,
 
     async open() {
       await detectDialect();

@@ -50,11 +50,6 @@ export type CreateReconcilerParams<Tables> = {
   config: EngineConfig;
   /** On stop: how long in-flight commands may finish before being abandoned (default 10 s). */
   stopGraceMs?: number;
-  /**
-   * Default true: before pinning, adopt a pin Quasar did not create (never unpinned). False
-   * saves one RPC per new pin and is safe only when Quasar is every backend's sole user.
-   */
-  foreignPinCheck?: boolean;
   now?: () => Date;
 };
 
@@ -106,7 +101,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     config.QUASAR_MIN_REPLICAS === 0
       ? backends.length
       : Math.min(config.QUASAR_MIN_REPLICAS, backends.length);
-  const policy: WorkerPolicy = {
+  const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
     concurrency: config.QUASAR_PIN_CONCURRENCY,
     inactivityTimeoutMs: config.QUASAR_PIN_INACTIVITY_TIMEOUT,
     pinDeadlineMs,
@@ -114,10 +109,17 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     failedRetryIntervalMs: config.QUASAR_FAILED_RETRY_INTERVAL,
     pollMs: Math.min(config.QUASAR_RECONCILE_INTERVAL, 1_000),
     stopGraceMs: params.stopGraceMs ?? 10_000,
-    foreignPinCheck: params.foreignPinCheck ?? true,
   };
   const workers = backends.map((backend) =>
-    createBackendWorker({ backend, db, logger, metrics, policy, peers: () => backends, now }),
+    createBackendWorker({
+      backend,
+      db,
+      logger,
+      metrics,
+      policy: { ...policy, foreignPinCheck: !backend.exclusive },
+      peers: () => backends,
+      now,
+    }),
   );
 
   let lifecycle: AbortController | undefined;

@@ -28,8 +28,8 @@ export type WorkerPolicy = {
   /**
    * Look for a pin Quasar did not create before pinning (one `getPin` per new pin) and adopt
    * it, never to be unpinned; and before unpinning, for a pin someone else made again since
-   * (its name is not Quasar's), which is left in place. Off only for a backend Quasar is the
-   * sole user of.
+   * (its name is not Quasar's), which is left in place. Off for a backend the operator
+   * declared exclusive (Backend.exclusive).
    */
   foreignPinCheck: boolean;
 };

@@ -215,7 +215,8 @@ async function recordAndPin(
   const cid = stored.cid.toV1().toString();
   let existing: PinListing | undefined;
   try {
-    existing = await backend.getPin(stored.cid, { signal: options.signal });
+    // On a node the operator declared Quasar's alone, every pin there is Quasar's own.
+    if (!backend.exclusive) existing = await backend.getPin(stored.cid, { signal: options.signal });
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
     throw new UnavailableError(
