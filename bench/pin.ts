@@ -1,9 +1,9 @@
 /**
- * `npm run bench:pin [-- --objects K]`: pins K small objects through the whole engine (desired
- * store step → ledger → per-backend worker → Kubo RPC) on a real js-ipfs daemon, and K other
- * objects by calling the same daemon directly through the same backend client with the same
- * concurrency, in one run. The objects are stored on the daemon unpinned first, so pinning
- * never fetches. `--exclusive` declares the daemon Quasar's alone (`?exclusive=true`), which
+ * `npm run bench:pin [-- --objects K --rounds R --exclusive]`: pins K small objects through the
+ * whole engine (desired store step → ledger → per-backend worker → Kubo RPC) on a real js-ipfs
+ * daemon, and K other objects by calling the same daemon directly through the same backend
+ * client with the same concurrency, in one run, alternating in R rounds. The objects are
+ * stored on the daemon unpinned first, so pinning never fetches. `--exclusive` declares the daemon Quasar's alone (`?exclusive=true`), which
  * drops the engine's look for a foreign pin before each new pin. Last line:
  * {"bench":"pin","objects":K,"exclusive":E,"engineOpsPerSec":A,"directOpsPerSec":B,"ratio":A/B}
  */
@@ -30,6 +30,7 @@ const { values } = parseArgs({
   options: {
     objects: { type: "string", default: "2000" },
     concurrency: { type: "string", default: "8" },
+    rounds: { type: "string", default: "4" },
     // Measure a backend declared exclusive (`?exclusive=true`: no look for foreign pins before
     // each new pin). The default measures a shared node, as the connection string ships.
     exclusive: { type: "boolean", default: false },
@@ -37,6 +38,9 @@ const { values } = parseArgs({
 });
 const K = Number(values.objects);
 const CONCURRENCY = Number(values.concurrency);
+const ROUNDS = Number(values.rounds);
+if (!Number.isSafeInteger(ROUNDS) || ROUNDS <= 0)
+  throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 if (!Number.isSafeInteger(K) || K <= 0)
   throw new Error(`--objects must be a positive integer, got ${values.objects}`);
 
@@ -102,16 +106,11 @@ async function main(): Promise<void> {
     );
     await pool(warm, CONCURRENCY, (o) => theBackend.pin(o.cid, { name: QUASAR_PIN_NAME }));
 
-    // Direct pinning in two halves, one before and one after the engine's run, so both sides
-    // see the daemon's pin set at the same sizes on average.
-    const half = Math.floor(K / 2);
     const directPin = async (objects: typeof direct) => {
       const begin = performance.now();
       await pool(objects, CONCURRENCY, (o) => theBackend.pin(o.cid, { name: QUASAR_PIN_NAME }));
       return (performance.now() - begin) / 1_000;
     };
-    log(`direct: pinning ${half} objects, concurrency ${CONCURRENCY}…`);
-    let directSeconds = await directPin(direct.slice(0, half));
 
     const config = loadConfig({
       DATABASE_URL: schema.databaseUrl,
@@ -135,28 +134,53 @@ async function main(): Promise<void> {
       config,
     });
     await reconciler.start();
-    const now = new Date();
-    await db.transaction().execute(async (trx) => {
-      for (const o of engine) {
-        await recordOptimisticPin(trx, {
-          schema: schema.schema,
-          cid: o.cid.toString(),
-          size: o.bytes.length,
-          uploader: "bench",
-          backendId: "elsewhere",
-          now,
-          ttlMs: config.QUASAR_PIN_TTL,
-        });
-      }
-    });
-    log(`engine: pinning ${K} objects through step → ledger → worker…`);
-    const started = performance.now();
-    const step = await reconciler.stepOnce();
-    await reconciler.waitIdle({ timeoutMs: 600_000 });
-    const engineSeconds = (performance.now() - started) / 1_000;
+    // One round: the CIDs become desired (recorded as uploads: the API's work, not timed),
+    // then the engine's step → ledger → worker pins them, timed until the worker is idle.
+    let changes = 0;
+    const enginePin = async (objects: typeof engine) => {
+      const now = new Date();
+      await db.transaction().execute(async (trx) => {
+        for (const o of objects) {
+          await recordOptimisticPin(trx, {
+            schema: schema.schema,
+            cid: o.cid.toString(),
+            size: o.bytes.length,
+            uploader: "bench",
+            backendId: "elsewhere",
+            now,
+            ttlMs: config.QUASAR_PIN_TTL,
+          });
+        }
+      });
+      const begin = performance.now();
+      changes += (await reconciler.stepOnce()).changes;
+      await reconciler.waitIdle({ timeoutMs: 600_000 });
+      return (performance.now() - begin) / 1_000;
+    };
+
+    // The two sides alternate in rounds, each going first in every other round: the daemon
+    // slows as its pin set grows and its store settles, and neither side should always get
+    // the quieter moments.
+    let directSeconds = 0;
+    let engineSeconds = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const slice = <T>(list: T[]) =>
+        list.slice(Math.floor((round * K) / ROUNDS), Math.floor(((round + 1) * K) / ROUNDS));
+      const sides = [
+        async () => {
+          directSeconds += await directPin(slice(direct));
+        },
+        async () => {
+          engineSeconds += await enginePin(slice(engine));
+        },
+      ];
+      if (round % 2 === 1) sides.reverse();
+      for (const side of sides) await side();
+      log(
+        `round ${round + 1}/${ROUNDS}: direct ${directSeconds.toFixed(2)} s, engine ${engineSeconds.toFixed(2)} s so far`,
+      );
+    }
     await reconciler.stop();
-    log(`direct: pinning the other ${K - half} objects…`);
-    directSeconds += await directPin(direct.slice(half));
 
     // Check the result rather than trust it: every object pinned on the daemon and in the ledger.
     let missing = 0;
@@ -169,16 +193,14 @@ async function main(): Promise<void> {
       .select((eb) => eb.fn.countAll<number>().as("n"))
       .where("status" as never, "=", "pinned" as never)
       .executeTakeFirst();
-    if (missing > 0 || Number(pinnedRows?.n) !== K || step.changes !== K) {
+    if (missing > 0 || Number(pinnedRows?.n) !== K || changes !== K) {
       throw new Error(
-        `engine run incomplete: ${missing} missing on the daemon, ${pinnedRows?.n} pinned rows, ${step.changes} changes`,
+        `engine run incomplete: ${missing} missing on the daemon, ${pinnedRows?.n} pinned rows, ${changes} changes`,
       );
     }
     const engineOpsPerSec = K / engineSeconds;
     const directOpsPerSec = K / directSeconds;
-    log(
-      `direct ${directSeconds.toFixed(2)} s, engine ${engineSeconds.toFixed(2)} s (step ${step.ms.toFixed(0)} ms)`,
-    );
+    log(`direct ${directSeconds.toFixed(2)} s, engine ${engineSeconds.toFixed(2)} s`);
     process.stdout.write(
       `${JSON.stringify({
         bench: "pin",

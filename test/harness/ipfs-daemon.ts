@@ -66,7 +66,17 @@ export async function startIpfsDaemon(): Promise<IpfsDaemon> {
     await rm(join(repoPath, "repo.lock"), { recursive: true, force: true });
     const wrapper = spawn(
       "sh",
-      ["-c", TETHER_WRAPPER, process.execPath, JSIPFS, "daemon", "--offline"],
+      // js-ipfs "preloads" every added or pinned CID over HTTPS to public nodes, even
+      // offline, unless NODE_ENV is test (vitest's, not a bench's): never, here.
+      [
+        "-c",
+        TETHER_WRAPPER,
+        process.execPath,
+        JSIPFS,
+        "daemon",
+        "--offline",
+        "--enable-preload=false",
+      ],
       {
         env,
         stdio: ["pipe", "pipe", "pipe"],
