@@ -1,5 +1,6 @@
 /**
- * `npm run bench:api [-- --uploads N --concurrency C --big-bytes B --backend jsipfs|helia]`
+ * `npm run bench:api [-- --uploads N --concurrency C --big-bytes B --backend jsipfs|helia
+ *   --exclusive]` (--exclusive: the js-ipfs daemon is declared Quasar's alone, `?exclusive=true`)
  *
  * 1. Small uploads: C concurrent clients upload N files of 1 KiB through the API (fetch +
  *    FormData, field `entry`, as the Aragon client does), and N other 1 KiB files go
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     "big-bytes": { type: "string", default: String(1024 * 1024 * 1024) },
     backend: { type: "string", default: "jsipfs" },
     rounds: { type: "string", default: "4" },
+    exclusive: { type: "boolean", default: false },
   },
 });
 const N = positive("uploads", values.uploads);
@@ -213,7 +215,11 @@ async function main(): Promise<void> {
       log("starting the js-ipfs daemon…");
       const daemon: IpfsDaemon = await startIpfsDaemon();
       cleanups.push(() => daemon.destroy());
-      apiBackend = daemon.connectionString;
+      // --exclusive: the daemon declared Quasar's alone, so uploads skip the look for a
+      // foreign pin (one daemon call fewer per upload).
+      apiBackend = values.exclusive
+        ? `${daemon.connectionString}?exclusive=true`
+        : daemon.connectionString;
       direct = parseBackends([daemon.connectionString])[0]!;
     } else {
       const apiDir = await mkdtemp(join(tmpdir(), "quasar-bench-api-"));
@@ -318,6 +324,7 @@ async function main(): Promise<void> {
     const result = {
       bench: "api",
       uploads: N,
+      exclusive: values.exclusive,
       apiPerSec,
       directPerSec,
       ratio: round(apiPerSec / directPerSec, 3),
