@@ -32,8 +32,8 @@ import type { DesiredTables } from "./tables.js";
  *     persisted state, advancing its cursor;
  *  2. read the unfinalized tail (blocks above that) into an in-memory overlay;
  *  3. collect the CIDs whose answer may have changed: newly folded or tail PinHashes, CIDs
- *     whose answer used the previous tail, CIDs with a time-based change due, uploads and off-chain
- *     registrations queued by the API, and every CID of a contract whose standing moved;
+ *     whose answer used the previous tail, CIDs with a time-based change due, uploads and
+ *     off-chain registrations queued by the API, and every CID of a contract whose standing moved;
  *  4. evaluate those with the shared rules (src/domain/desired/evaluate.ts) and write only
  *     the rows that changed.
  * Cost follows the change (plus the tail), never the history.
