@@ -1,7 +1,7 @@
 import { createConfig, factory } from "ponder";
 import { getAbiItem } from "viem";
 import { DataStoreAbi, StorageRegistryAbi } from "./abis/index.js";
-import { loadConfig } from "./src/config/load.js";
+import { loadConfig } from "./core/config/load.js";
 
 /**
  * The indexer: on every configured chain, the registry is indexed as a contract and the
@@ -32,7 +32,7 @@ export default createConfig({
   // Multichain: each chain advances on its own, and `_ponder_checkpoint` then holds each
   // chain's own finalized checkpoint (omnichain writes one shared checkpoint to every row,
   // from which no per-chain finalized block can be read). Rows of different chains are
-  // therefore not inserted in id order; src/read-model/ gives readers a stable horizon.
+  // therefore not inserted in id order; db/read-model/ gives readers a stable horizon.
   ordering: "multichain",
   chains: Object.fromEntries(
     config.QUASAR_CHAINS.map((chain) => [

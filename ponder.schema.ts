@@ -5,7 +5,7 @@ import { index, onchainTable } from "ponder";
  * Ponder's event id (the 75-character checkpoint, so ids sort in chain order across every
  * chain). Handlers only insert; Ponder itself deletes the rows of reorged blocks.
  *
- * Every other process reads it through src/read-model/, never by these column names.
+ * Every other process reads it through db/read-model/, never by these column names.
  */
 export const event = onchainTable(
   "event",
@@ -20,7 +20,7 @@ export const event = onchainTable(
     logIndex: t.integer().notNull(),
     /** The emitting contract, lowercase. */
     contract: t.hex().notNull(),
-    /** 'register' | 'unregister' | 'pin_hash' (EVENT_KINDS in src/domain/events.ts). */
+    /** 'register' | 'unregister' | 'pin_hash' (EVENT_KINDS in src/events.ts). */
     kind: t.text().notNull(),
     /** register/unregister: the storage contract named by the event, lowercase. */
     subject: t.hex(),

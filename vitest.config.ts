@@ -1,19 +1,39 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
+// The "@/" alias of tsconfig.json, for vite's resolver.
+const alias = { "@": fileURLToPath(new URL(".", import.meta.url)) };
+
 export default defineConfig({
+  resolve: { alias },
   test: {
-    include: [
-      "src/**/*.test.ts",
-      "reconciler/**/*.test.ts",
-      "test/**/*.test.ts",
-      "bench/**/*.test.ts",
-    ],
     testTimeout: 120_000,
     hookTimeout: 180_000,
-    // Suites start real anvil, Postgres schemas, Ponder and IPFS daemons: keep the 2-core
-    // machine from thrashing by running files one or two at a time.
-    fileParallelism: true,
-    maxWorkers: 2,
     pool: "forks",
+    projects: [
+      {
+        // Pure logic beside the code it tests: no PostgreSQL, chain or daemon; seconds.
+        resolve: { alias },
+        test: {
+          name: "unit",
+          include: ["{src,core,db,backends,reconciler,api,audit,cli,bench}/**/*.test.ts"],
+          pool: "forks",
+        },
+      },
+      {
+        // Real parts: PostgreSQL, anvil, Ponder, Kubo, helia, child processes. Files run one or
+        // two at a time so the 2-core machine does not thrash.
+        resolve: { alias },
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          fileParallelism: true,
+          maxWorkers: 2,
+          pool: "forks",
+        },
+      },
+    ],
   },
 });

@@ -26,10 +26,10 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
-import { parseBackends } from "../reconciler/backends/index.js";
-import { type IpfsDaemon, startIpfsDaemon } from "../test/harness/ipfs-daemon.js";
-import { createTestSchema, type TestSchema } from "../test/harness/postgres.js";
+import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { parseBackends } from "@/backends/index.js";
+import { type IpfsDaemon, startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
+import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 
 const { values } = parseArgs({
   options: {
@@ -89,9 +89,9 @@ function percentile(sorted: readonly number[], p: number): number {
 
 type ApiChild = { url: string; pid: number; process: ChildProcess; stop(): Promise<void> };
 
-/** Runs src/api/main.ts in its own node process (so its memory is measurable alone). */
+/** Runs api/main.ts in its own node process (so its memory is measurable alone). */
 async function startApi(env: Record<string, string>): Promise<ApiChild> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/api/main.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "api/main.ts"], {
     cwd: join(import.meta.dirname, ".."),
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

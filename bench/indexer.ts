@@ -27,9 +27,9 @@ import {
   http,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "../abis/index.js";
-import { startPonder, uniqueChainId } from "../test/harness/ponder.js";
-import { createTestSchema } from "../test/harness/postgres.js";
+import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "@/abis/index.js";
+import { startPonder, uniqueChainId } from "@/test/harness/ponder.js";
+import { createTestSchema } from "@/test/harness/postgres.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";

@@ -13,18 +13,18 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { pino } from "pino";
-import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
-import { createBackend } from "../reconciler/backends/index.js";
-import { createDesiredStore } from "../reconciler/desired-store.js";
-import { createReconciler } from "../reconciler/engine/engine.js";
-import { createReconcilerMetrics } from "../reconciler/engine/metrics.js";
-import { migrateToLatest } from "../reconciler/migrations/index.js";
-import { recordOptimisticPin } from "../reconciler/optimistic-pins.js";
-import { loadConfig } from "../src/config/load.js";
-import { connectDatabase } from "../src/db/connect.js";
-import { createIndexerTables } from "../test/desired/indexer.js";
-import { startIpfsDaemon } from "../test/harness/ipfs-daemon.js";
-import { createTestSchema } from "../test/harness/postgres.js";
+import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { createBackend } from "@/backends/index.js";
+import { loadConfig } from "@/core/config/load.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createDesiredStore } from "@/db/desired/types.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
+import { recordOptimisticPin } from "@/db/uploads.js";
+import { createReconciler } from "@/reconciler/engine/engine.js";
+import { createReconcilerMetrics } from "@/reconciler/engine/metrics.js";
+import { createIndexerTables } from "@/test/desired/indexer.js";
+import { startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
+import { createTestSchema } from "@/test/harness/postgres.js";
 
 const { values } = parseArgs({
   options: {

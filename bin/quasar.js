@@ -30,6 +30,9 @@ if (major < 22) {
   process.exit(code ?? (signal ? 130 : 1));
 }
 
+// The "@/" import alias lives in tsconfig.json; tsx finds it from any working directory
+// (and so do the parts this process starts, which inherit the variable).
+process.env.TSX_TSCONFIG_PATH ??= join(root, "tsconfig.json");
 const { register } = await import("tsx/esm/api");
-register();
+register({ tsconfig: process.env.TSX_TSCONFIG_PATH });
 await import(pathToFileURL(join(root, "cli", "main.ts")).href);

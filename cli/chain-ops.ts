@@ -14,7 +14,7 @@ import {
   type Transport,
   type WalletClient,
 } from "viem";
-import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "../abis/index.js";
+import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "@/abis/index.js";
 import { RpcError, UsageError } from "./errors.js";
 
 /**

@@ -1,5 +1,5 @@
-import type { ChainConfig, QuasarConfig } from "../src/config/schema.js";
-import { connectDatabase } from "../src/db/connect.js";
+import type { ChainConfig, QuasarConfig } from "@/core/config/schema.js";
+import { connectDatabase } from "@/db/connect.js";
 import { UsageError } from "./errors.js";
 
 /** Opens the shared database for a short-lived command; the caller destroys it. */

@@ -1,4 +1,4 @@
-import { BaseError, NonRetryableError, RetryableError } from "../src/domain/errors.js";
+import { BaseError, NonRetryableError, RetryableError } from "@/core/errors.js";
 
 /**
  * The CLI process's errors. Every one reaches the user as one short line (plus details),

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
-import { ConfigError } from "../src/config/errors.js";
-import { BaseError } from "../src/domain/errors.js";
+import { ConfigError } from "@/core/config/errors.js";
+import { BaseError } from "@/core/errors.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerContractsCommands } from "./commands/contracts.js";

@@ -1,4 +1,4 @@
-import { SECRET_SETTINGS, type SettingName } from "../src/config/schema.js";
+import { SECRET_SETTINGS, type SettingName } from "@/core/config/schema.js";
 
 /**
  * Masking of secret settings for `config check`, logs and status output. Masks keep what

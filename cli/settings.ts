@@ -1,6 +1,6 @@
 import { type Command, Option } from "commander";
-import { type Environment, loadConfig } from "../src/config/load.js";
-import { configSchema, type QuasarConfig, type SettingName } from "../src/config/schema.js";
+import { type Environment, loadConfig } from "@/core/config/load.js";
+import { configSchema, type QuasarConfig, type SettingName } from "@/core/config/schema.js";
 
 /**
  * Where each setting comes from when the CLI starts something: a flag beats the

@@ -1,9 +1,9 @@
-import { BaseError, NonRetryableError, RetryableError } from "../src/domain/errors.js";
+import { BaseError, NonRetryableError, RetryableError } from "@/core/errors.js";
 
 /**
  * The reconciler process's errors. Whether to retry is decided by class: Retryable faults
  * (a backend down, a database blip) are retried with backoff; NonRetryable ones stop start-up
- * or mark one item, never the loop. Backend command failures are reconciler/backends/errors.ts.
+ * or mark one item, never the loop. Backend command failures are backends/errors.ts.
  */
 export { BaseError, NonRetryableError, RetryableError };
 

@@ -1,14 +1,14 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InvalidCidError } from "../src/domain/cid.js";
-import { CIDS, CONTRACT_A } from "../test/desired/history.js";
-import { createStoreFixture, type StoreFixture } from "../test/desired/store-setup.js";
 import {
   InvalidRegistrationError,
   listOffchainRegistrations,
   recordOffchainRegistration,
-} from "./offchain-registrations.js";
-import { latestOptimisticExpiries, recordOptimisticPin } from "./optimistic-pins.js";
+} from "@/db/registrations.js";
+import { latestOptimisticExpiries, recordOptimisticPin } from "@/db/uploads.js";
+import { InvalidCidError } from "@/src/cid.js";
+import { CIDS, CONTRACT_A } from "@/test/desired/history.js";
+import { createStoreFixture, type StoreFixture } from "@/test/desired/store-setup.js";
 
 const TTL_MS = 1000;
 

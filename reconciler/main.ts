@@ -1,16 +1,16 @@
 import { pathToFileURL } from "node:url";
-import { loadConfig } from "../src/config/load.js";
-import type { QuasarConfig } from "../src/config/schema.js";
-import { connectDatabase } from "../src/db/connect.js";
-import { BaseError, describeError } from "../src/domain/errors.js";
-import type { Backend } from "./backend.js";
-import { parseBackends } from "./backends/index.js";
-import { createDesiredStore } from "./desired-store.js";
+import type { Backend } from "@/backends/backend.js";
+import { parseBackends } from "@/backends/index.js";
+import { loadConfig } from "@/core/config/load.js";
+import type { QuasarConfig } from "@/core/config/schema.js";
+import { BaseError, describeError } from "@/core/errors.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createDesiredStore } from "@/db/desired/types.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReconciler, type Reconciler } from "./engine/engine.js";
 import { createLogger, type Logger } from "./engine/logger.js";
 import { createReconcilerMetrics, serveMetrics } from "./engine/metrics.js";
 import { ReconcilerStartupError } from "./errors.js";
-import { migrateToLatest } from "./migrations/index.js";
 
 /**
  * The reconciler process: `npm run reconciler` (tsx reconciler/main.ts) or `quasar reconciler`.

@@ -9,7 +9,7 @@ import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import solc from "solc";
-import { NonRetryableError } from "../src/domain/errors.js";
+import { NonRetryableError } from "@/core/errors.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CONTRACTS_DIR = join(ROOT, "contracts");

@@ -1,6 +1,6 @@
 /**
  * The README's configuration table, generated from the one zod schema
- * (src/config/schema.ts): every variable, its default and its meaning, secrets marked.
+ * (core/config/schema.ts): every variable, its default and its meaning, secrets marked.
  *
  *   tsx scripts/config-table.ts            prints the table
  *   tsx scripts/config-table.ts --write    replaces it in README.md between the markers
@@ -10,8 +10,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ENV_ONLY_SETTINGS, flagNameOf, SETTING_NAMES, settingInfo } from "../cli/settings.js";
-import { SECRET_SETTINGS } from "../src/config/schema.js";
+import { ENV_ONLY_SETTINGS, flagNameOf, SETTING_NAMES, settingInfo } from "@/cli/settings.js";
+import { SECRET_SETTINGS } from "@/core/config/schema.js";
 
 export const CONFIG_START_MARKER = "<!-- config:start -->";
 export const CONFIG_END_MARKER = "<!-- config:end -->";

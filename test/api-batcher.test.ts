@@ -3,7 +3,7 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { describe, expect, it } from "vitest";
-import { createBatcher } from "../src/api/batcher.js";
+import { createBatcher } from "@/api/batcher.js";
 import { createApiFixture } from "./api-fixture.js";
 
 describe("upload batcher (group commit)", () => {

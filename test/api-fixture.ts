@@ -5,17 +5,17 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Kysely } from "kysely";
 import pino from "pino";
-import type { Backend } from "../reconciler/backend.js";
-import { parseBackends } from "../reconciler/backends/index.js";
-import { migrateToLatest } from "../reconciler/migrations/index.js";
-import { createApp } from "../src/api/app.js";
-import type { ApiStore } from "../src/api/ports.js";
-import type { ApiApp } from "../src/api/routes/shared.js";
-import { createApiStore } from "../src/api/store.js";
-import { loadConfig } from "../src/config/load.js";
-import type { QuasarConfig } from "../src/config/schema.js";
-import { connectDatabase } from "../src/db/connect.js";
-import { createReadModel } from "../src/read-model/index.js";
+import { createApp } from "@/api/app.js";
+import type { ApiStore } from "@/api/ports.js";
+import type { ApiApp } from "@/api/routes/shared.js";
+import { createApiStore } from "@/api/store.js";
+import type { Backend } from "@/backends/backend.js";
+import { parseBackends } from "@/backends/index.js";
+import { loadConfig } from "@/core/config/load.js";
+import type { QuasarConfig } from "@/core/config/schema.js";
+import { connectDatabase } from "@/db/connect.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
+import { createReadModel } from "@/db/read-model/index.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 
 /**

@@ -1,14 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { bearerToken, createAdminGuard, createApiKeyring, keyIdOf } from "../src/api/auth.js";
-import { readLimited } from "../src/api/body.js";
+import { bearerToken, createAdminGuard, createApiKeyring, keyIdOf } from "@/api/auth.js";
+import { readLimited } from "@/api/body.js";
 import {
   InvalidMultipartError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
-} from "../src/api/errors.js";
-import { multipartBoundary, parseMultipart } from "../src/api/multipart.js";
-import { createRateLimiter } from "../src/api/rate-limit.js";
+} from "@/api/errors.js";
+import { multipartBoundary, parseMultipart } from "@/api/multipart.js";
+import { createRateLimiter } from "@/api/rate-limit.js";
 import { formDataBody } from "./api-fixture.js";
 
 async function* chunked(bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { keyIdOf } from "../src/api/auth.js";
+import { keyIdOf } from "@/api/auth.js";
 import { type ApiFixture, createApiFixture, formDataBody } from "./api-fixture.js";
 
 async function pinCount(fixture: ApiFixture): Promise<number> {

@@ -10,13 +10,13 @@ import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { type Address, encodeFunctionData } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StorageAbi } from "../abis/index.js";
-import { readChainEvents } from "../src/audit/chain-logs.js";
-import { readDatabaseHistory } from "../src/audit/db-history.js";
-import { resolveFinality } from "../src/audit/finality.js";
-import { replayDesiredSet } from "../src/audit/replay.js";
-import { connectDatabase } from "../src/db/connect.js";
-import { createReadModel } from "../src/read-model/index.js";
+import { StorageAbi } from "@/abis/index.js";
+import { readChainEvents } from "@/audit/chain-logs.js";
+import { readDatabaseHistory } from "@/audit/db-history.js";
+import { resolveFinality } from "@/audit/finality.js";
+import { replayDesiredSet } from "@/audit/replay.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createReadModel } from "@/db/read-model/index.js";
 import {
   type Anvil,
   deployContracts,

@@ -12,10 +12,10 @@ import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QUASAR_PIN_NAME } from "../reconciler/backend.js";
-import { parseBackends } from "../reconciler/backends/index.js";
-import { migrateToLatest } from "../reconciler/migrations/index.js";
-import { connectDatabase } from "../src/db/connect.js";
+import { QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { parseBackends } from "@/backends/index.js";
+import { connectDatabase } from "@/db/connect.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 
 const ROOT = join(import.meta.dirname, "..");

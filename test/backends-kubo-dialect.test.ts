@@ -3,9 +3,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
-import { createBackend } from "../reconciler/backends/index.js";
-import { kuboNamesPins } from "../reconciler/backends/ipfs.js";
+import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { createBackend } from "@/backends/index.js";
+import { kuboNamesPins } from "@/backends/ipfs.js";
 
 /**
  * The Kubo dialect (pin names as `name`, `names=true` listings, `add --pin-name`, streamed

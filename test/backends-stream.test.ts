@@ -6,14 +6,14 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
+import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
 import {
   BackendAbortedError,
   BackendStreamError,
   BackendUnavailableError,
   createBackend,
-} from "../reconciler/backends/index.js";
-import { createRpcTransport } from "../reconciler/backends/kubo-rpc.js";
+} from "@/backends/index.js";
+import { createRpcTransport } from "@/backends/kubo-rpc.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 
 async function drain(source: AsyncIterable<unknown>): Promise<number> {

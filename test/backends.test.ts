@@ -11,10 +11,10 @@ import { createHeliaLight } from "helia";
 import { importFile } from "ipfs-unixfs-importer";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, QUASAR_PIN_NAME } from "../reconciler/backend.js";
-import { describeBackendConformance } from "../reconciler/backends/conformance.js";
-import { BackendUnavailableError, parseBackends } from "../reconciler/backends/index.js";
-import { RetryableError } from "../src/domain/errors.js";
+import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { describeBackendConformance } from "@/backends/conformance.js";
+import { BackendUnavailableError, parseBackends } from "@/backends/index.js";
+import { RetryableError } from "@/core/errors.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 
 /** Pins through the daemon's RPC directly, the way another user of a shared node would. */

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { type Address, getAddress, type Hex, keccak256, parseEther, toEventSelector } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RegistryAbi } from "../abis/index.js";
+import { RegistryAbi } from "@/abis/index.js";
 import { ANVIL_ACCOUNTS, type Anvil, startAnvil } from "./harness/anvil.js";
 import { uniqueChainId } from "./harness/ponder.js";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type SupervisorEvent, superviseChildren } from "../cli/runtime/supervisor.js";
+import { type SupervisorEvent, superviseChildren } from "@/cli/runtime/supervisor.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const QUASAR = join(ROOT, "bin", "quasar.js");

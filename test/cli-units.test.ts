@@ -1,9 +1,14 @@
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
-import { checkConfig } from "../cli/commands/config.js";
-import { parseDevEnv } from "../cli/dev-env.js";
-import { MASK, maskSetting, maskUrl } from "../cli/mask.js";
-import { restartDelayMs } from "../cli/runtime/supervisor.js";
+import { PIN_HASH_TOPIC, REGISTER_TOPIC, UNREGISTER_TOPIC } from "@/audit/chain-logs.js";
+import { eventIdOf } from "@/audit/event-id.js";
+import { ponderFinalityDepth } from "@/audit/finality.js";
+import { csvField, entriesToCsv, replayToJson } from "@/audit/output.js";
+import { replayDesiredSet } from "@/audit/replay.js";
+import { checkConfig } from "@/cli/commands/config.js";
+import { parseDevEnv } from "@/cli/dev-env.js";
+import { MASK, maskSetting, maskUrl } from "@/cli/mask.js";
+import { restartDelayMs } from "@/cli/runtime/supervisor.js";
 import {
   addSettingOptions,
   flagNameOf,
@@ -11,25 +16,20 @@ import {
   resolveSettings,
   settingFlagsFrom,
   settingInfo,
-} from "../cli/settings.js";
-import { formatTable } from "../cli/table.js";
-import { PIN_HASH_TOPIC, REGISTER_TOPIC, UNREGISTER_TOPIC } from "../src/audit/chain-logs.js";
-import { eventIdOf } from "../src/audit/event-id.js";
-import { ponderFinalityDepth } from "../src/audit/finality.js";
-import { csvField, entriesToCsv, replayToJson } from "../src/audit/output.js";
-import { replayDesiredSet } from "../src/audit/replay.js";
-import { ConfigError } from "../src/config/errors.js";
-import type { DesiredEntry } from "../src/domain/desired/reasons.js";
-import type { ChainEvent, Hex } from "../src/domain/events.js";
+} from "@/cli/settings.js";
+import { formatTable } from "@/cli/table.js";
+import { ConfigError } from "@/core/config/errors.js";
+import type { DesiredEntry } from "@/core/desired/reasons.js";
+import type { ChainEvent, Hex } from "@/src/events.js";
 
 // Ponder's own encoders, which its package does not export: loaded by path to check ours.
 const ponderUtils = "../node_modules/ponder/dist/esm/utils";
 const { encodeCheckpoint, EVENT_TYPES } = (await import(
   `${ponderUtils}/checkpoint.js`
-)) as typeof import("../node_modules/ponder/dist/types/utils/checkpoint.js");
+)) as typeof import("@/node_modules/ponder/dist/types/utils/checkpoint.js");
 const { getFinalityBlockCount } = (await import(
   `${ponderUtils}/finality.js`
-)) as typeof import("../node_modules/ponder/dist/types/utils/finality.js");
+)) as typeof import("@/node_modules/ponder/dist/types/utils/finality.js");
 
 /** Parses argv with the setting options the way `quasar start` does. */
 function parseFlags(argv: string[]) {

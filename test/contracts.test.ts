@@ -17,8 +17,8 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataStoreAbi, RegistryAbi, StorageAbi, StorageRegistryAbi } from "../abis/index.js";
-import { ABIS_DIR, buildContracts } from "../scripts/build-contracts.js";
+import { DataStoreAbi, RegistryAbi, StorageAbi, StorageRegistryAbi } from "@/abis/index.js";
+import { ABIS_DIR, buildContracts } from "@/scripts/build-contracts.js";
 import {
   ANVIL_ACCOUNTS,
   type Anvil,

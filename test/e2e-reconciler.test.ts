@@ -13,7 +13,7 @@ import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "../reconciler/backend.js";
+import type { Backend } from "@/backends/backend.js";
 import { type Anvil, deployContracts, pinMany, startAnvil, unregister } from "./harness/anvil.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";

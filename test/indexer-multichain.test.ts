@@ -7,8 +7,8 @@ import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { connectDatabase } from "../src/db/connect.js";
-import { createReadModel, type IndexerTables, type ReadModel } from "../src/read-model/index.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createReadModel, type IndexerTables, type ReadModel } from "@/db/read-model/index.js";
 import {
   type Anvil,
   deployContracts,

@@ -6,9 +6,9 @@
 import { CID } from "multiformats/cid";
 import { type Address, encodeAbiParameters, type Hex, toFunctionSelector } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { connectDatabase } from "../src/db/connect.js";
-import type { ChainEvent } from "../src/domain/events.js";
-import { createReadModel, type IndexerTables, type ReadModel } from "../src/read-model/index.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createReadModel, type IndexerTables, type ReadModel } from "@/db/read-model/index.js";
+import type { ChainEvent } from "@/src/events.js";
 import {
   type Anvil,
   deployContracts,

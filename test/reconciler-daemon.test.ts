@@ -6,7 +6,7 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "../reconciler/backend.js";
+import type { Backend } from "@/backends/backend.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";
 

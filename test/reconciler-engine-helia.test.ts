@@ -5,8 +5,8 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "../reconciler/backend.js";
-import { recordOwnedPin } from "../reconciler/engine/ledger.js";
+import type { Backend } from "@/backends/backend.js";
+import { recordOwnedPin } from "@/db/ledger/ledger.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";
 
 async function* bytes(text: string) {

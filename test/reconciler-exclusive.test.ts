@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "../reconciler/backend.js";
+import type { Backend } from "@/backends/backend.js";
 import { createApiFixture } from "./api-fixture.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";

@@ -1,21 +1,16 @@
 import type { Kysely } from "kysely";
 import { pino } from "pino";
-import type { Backend } from "../reconciler/backend.js";
-import { createBackend } from "../reconciler/backends/index.js";
-import { createDesiredStore, type DesiredStore } from "../reconciler/desired-store.js";
-import { createReconciler, type Reconciler } from "../reconciler/engine/engine.js";
-import {
-  getLedgerRow,
-  type LedgerRow,
-  type LedgerTables,
-  ledgerDb,
-} from "../reconciler/engine/ledger.js";
-import { createReconcilerMetrics, type ReconcilerMetrics } from "../reconciler/engine/metrics.js";
-import { migrateToLatest } from "../reconciler/migrations/index.js";
-import { recordOptimisticPin } from "../reconciler/optimistic-pins.js";
-import { loadConfig } from "../src/config/load.js";
-import type { QuasarConfig } from "../src/config/schema.js";
-import { connectDatabase } from "../src/db/connect.js";
+import type { Backend } from "@/backends/backend.js";
+import { createBackend } from "@/backends/index.js";
+import { loadConfig } from "@/core/config/load.js";
+import type { QuasarConfig } from "@/core/config/schema.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createDesiredStore, type DesiredStore } from "@/db/desired/types.js";
+import { getLedgerRow, type LedgerRow, type LedgerTables, ledgerDb } from "@/db/ledger/ledger.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
+import { recordOptimisticPin } from "@/db/uploads.js";
+import { createReconciler, type Reconciler } from "@/reconciler/engine/engine.js";
+import { createReconcilerMetrics, type ReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { createIndexerTables } from "./desired/indexer.js";
 import { createTestSchema } from "./harness/postgres.js";
 

@@ -1,14 +1,14 @@
 import type { Kysely } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectDatabase } from "@/db/connect.js";
 import {
   applyChanges,
   getLedgerRow,
   type LedgerTables,
   recordOwnedPin,
-} from "../reconciler/engine/ledger.js";
-import { claimWork } from "../reconciler/engine/queue.js";
-import { ledgerMigration } from "../reconciler/migrations/0002_ledger.js";
-import { connectDatabase } from "../src/db/connect.js";
+} from "@/db/ledger/ledger.js";
+import { claimWork } from "@/db/ledger/queue.js";
+import { ledgerMigration } from "@/db/migrations/0002_ledger.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 
 const CID_A = "bafkreia4yzf6fypbkxq6fbv2zb6aqwhgxsqbv4p6g6w2x3orhnmmsgdmwm";

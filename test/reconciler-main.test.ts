@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ReconcilerStartupError } from "../reconciler/errors.js";
-import { runReconciler } from "../reconciler/main.js";
-import { loadConfig } from "../src/config/load.js";
-import { connectDatabase } from "../src/db/connect.js";
+import { loadConfig } from "@/core/config/load.js";
+import { connectDatabase } from "@/db/connect.js";
+import { ReconcilerStartupError } from "@/reconciler/errors.js";
+import { runReconciler } from "@/reconciler/main.js";
 import { createIndexerTables } from "./desired/indexer.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 

@@ -1,11 +1,11 @@
 import { sql } from "kysely";
-import { normalizeCid } from "../../src/domain/cid.js";
+import { normalizeCid } from "@/src/cid.js";
 import { openDatabase, parseInstant, parseWholeNumber, toJson } from "../common.js";
 import { UsageError } from "../errors.js";
 import { resolveConfig } from "../settings.js";
 import { formatTable } from "../table.js";
 
-/** One row of the reconciler's reconcile_log (reconciler/migrations/0002_ledger.ts). */
+/** One row of the reconciler's reconcile_log (db/migrations/0002_ledger.ts). */
 export type ReconcileLogRow = {
   id: string;
   at: Date;

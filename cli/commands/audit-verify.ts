@@ -1,9 +1,9 @@
 import { randomInt } from "node:crypto";
 import { sql } from "kysely";
 import { CID } from "multiformats/cid";
-import type { Backend } from "../../reconciler/backend.js";
-import { QUASAR_PIN_NAME } from "../../reconciler/backend.js";
-import { describeError } from "../../src/domain/errors.js";
+import type { Backend } from "@/backends/backend.js";
+import { QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { describeError } from "@/core/errors.js";
 import { openDatabase, parseWholeNumber, toJson } from "../common.js";
 import { UsageError } from "../errors.js";
 import { resolveConfig } from "../settings.js";
@@ -34,7 +34,7 @@ export async function verifyBackends(
 ): Promise<{ desired: number; backends: BackendVerification[] }> {
   const { config } = resolveConfig(env);
   const sample = options.sample === undefined ? 0 : parseWholeNumber(options.sample, "--sample");
-  const { parseBackends } = await import("../../reconciler/backends/index.js");
+  const { parseBackends } = await import("@/backends/index.js");
   const backends = parseBackends(config.QUASAR_BACKENDS);
   const db = openDatabase(config, "quasar-audit-verify");
   const schema = config.QUASAR_RECONCILER_SCHEMA;

@@ -1,19 +1,19 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { createPublicClient, http } from "viem";
-import { readChainEvents } from "../../src/audit/chain-logs.js";
-import { readDatabaseHistory } from "../../src/audit/db-history.js";
-import { resolveFinality } from "../../src/audit/finality.js";
+import { readChainEvents } from "@/audit/chain-logs.js";
+import { readDatabaseHistory } from "@/audit/db-history.js";
+import { resolveFinality } from "@/audit/finality.js";
 import {
   AUDIT_FORMATS,
   type AuditFormat,
   digestLine,
   entriesToCsv,
   replayToJson,
-} from "../../src/audit/output.js";
-import { type ReplayResult, replayDesiredSet } from "../../src/audit/replay.js";
-import type { OffchainRegistration } from "../../src/domain/desired/timeline.js";
-import type { Hex } from "../../src/domain/events.js";
+} from "@/audit/output.js";
+import { type ReplayResult, replayDesiredSet } from "@/audit/replay.js";
+import type { OffchainRegistration } from "@/core/desired/timeline.js";
+import type { Hex } from "@/src/events.js";
 import { openDatabase, parseBlock, parseInstant, pickChain } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
 import { UsageError } from "../errors.js";

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { ConfigError } from "../../src/config/errors.js";
-import { loadConfig } from "../../src/config/load.js";
-import type { SettingName } from "../../src/config/schema.js";
+import { ConfigError } from "@/core/config/errors.js";
+import { loadConfig } from "@/core/config/load.js";
+import type { SettingName } from "@/core/config/schema.js";
 import { maskSetting } from "../mask.js";
 import {
   addSettingOptions,

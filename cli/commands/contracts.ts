@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type Address, getAddress, isAddress } from "viem";
-import { checkCid } from "../../src/domain/cid.js";
+import { checkCid } from "@/src/cid.js";
 import {
   type ChainClients,
   connectChain,

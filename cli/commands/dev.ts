@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import getPort, { portNumbers } from "get-port";
 import { type Address, getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { LOCAL_REGISTRY_ADDRESS } from "../../src/config/schema.js";
+import { LOCAL_REGISTRY_ADDRESS } from "@/core/config/schema.js";
 import {
   type ChainClients,
   connectChain,

@@ -4,7 +4,8 @@ import { cp, mkdir, rm, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import getPort from "get-port";
-import type { QuasarConfig } from "../../src/config/schema.js";
+import type { QuasarConfig } from "@/core/config/schema.js";
+import { INDEXER_ROOT_ENTRIES } from "@/core/indexer-inputs.js";
 import { StartupError } from "../errors.js";
 import { PACKAGE_ROOT, PONDER_BIN, QUASAR_BIN } from "../runtime/paths.js";
 import { startEmbeddedPostgres } from "../runtime/postgres.js";
@@ -60,20 +61,6 @@ async function httpOk(url: string): Promise<boolean> {
 }
 
 /**
- * What Ponder reads from its root. Copied, not linked: vite resolves links to real paths,
- * and `ponder:schema` must be the very module the build loaded (Ponder finds a table's
- * metadata by object identity). node_modules is linked, so there is one copy of ponder.
- */
-const PONDER_COPIED_ENTRIES = [
-  "ponder.config.ts",
-  "ponder.schema.ts",
-  "src",
-  "abis",
-  "package.json",
-  "tsconfig.json",
-];
-
-/**
  * A Ponder root under `<cwd>/.quasar/indexer`: Ponder writes `.ponder/` and
  * `ponder-env.d.ts` into its root, which must be the user's directory, never the installed
  * package. The copy is refreshed at every start so an upgraded package takes effect.
@@ -81,7 +68,7 @@ const PONDER_COPIED_ENTRIES = [
 async function ponderRoot(cwd: string): Promise<string> {
   const root = resolve(cwd, ".quasar", "indexer");
   await mkdir(root, { recursive: true });
-  for (const entry of PONDER_COPIED_ENTRIES) {
+  for (const entry of INDEXER_ROOT_ENTRIES) {
     await rm(join(root, entry), { recursive: true, force: true });
     await cp(join(PACKAGE_ROOT, entry), join(root, entry), {
       recursive: true,
@@ -160,12 +147,12 @@ async function runPart(
       return;
     }
     case "reconciler": {
-      const { runReconciler } = await import("../../reconciler/main.js");
+      const { runReconciler } = await import("@/reconciler/main.js");
       await runReconciler(config, controller.signal);
       return;
     }
     case "api": {
-      const { runApi } = await import("../../src/api/main.js");
+      const { runApi } = await import("@/api/main.js");
       const running = await runApi(config, controller.signal);
       await running.closed;
       return;

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { sql } from "kysely";
 import { createPublicClient, http } from "viem";
-import type { ChainConfig } from "../../src/config/schema.js";
-import { describeError } from "../../src/domain/errors.js";
-import { createReadModel } from "../../src/read-model/index.js";
+import type { ChainConfig } from "@/core/config/schema.js";
+import { describeError } from "@/core/errors.js";
+import { createReadModel } from "@/db/read-model/index.js";
 import { openDatabase, toJson } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
 import { maskUrl } from "../mask.js";
@@ -95,7 +95,7 @@ export async function collectStatus(
 
     const labels = new Map<string, string>();
     try {
-      const { parseBackends } = await import("../../reconciler/backends/index.js");
+      const { parseBackends } = await import("@/backends/index.js");
       for (const backend of parseBackends(config.QUASAR_BACKENDS))
         labels.set(backend.id, backend.label);
     } catch (error) {

@@ -1,20 +1,20 @@
 import { type Kysely, sql } from "kysely";
 import type { Logger } from "pino";
-import type { QuasarConfig } from "../../src/config/schema.js";
-import { describeError } from "../../src/domain/errors.js";
-import type { Backend } from "../backend.js";
-import type { DesiredChange, DesiredStore } from "../desired-store.js";
-import { diffPins } from "../diff.js";
+import type { Backend } from "@/backends/backend.js";
+import type { QuasarConfig } from "@/core/config/schema.js";
+import { describeError } from "@/core/errors.js";
+import type { DesiredChange, DesiredStore } from "@/db/desired/types.js";
 import {
   applyChanges,
   type LedgerChange,
   type LedgerRow,
   type LedgerTables,
   ledgerDb,
-} from "./ledger.js";
+} from "@/db/ledger/ledger.js";
+import { IN_FLIGHT_STATUSES, type PinEvent, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
+import { queueDepths } from "@/db/ledger/queue.js";
+import { diffPins } from "../diff.js";
 import type { ReconcilerMetrics } from "./metrics.js";
-import { IN_FLIGHT_STATUSES, type PinEvent, WANTED_STATUSES } from "./pin-status.js";
-import { queueDepths } from "./queue.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
 /**

@@ -1,13 +1,13 @@
 import type { Kysely } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Logger } from "pino";
-import { describeError, NonRetryableError } from "../../src/domain/errors.js";
-import { type Backend, QUASAR_PIN_NAME } from "../backend.js";
+import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { describeError, NonRetryableError } from "@/core/errors.js";
+import { applyChanges, type LedgerChange, type LedgerTables } from "@/db/ledger/ledger.js";
+import { type ClaimedRow, claimWork, relaxCommit } from "@/db/ledger/queue.js";
 import { type BackoffPolicy, backoffDelayMs } from "./backoff.js";
 import { withInactivityTimeout } from "./inactivity.js";
-import { applyChanges, type LedgerChange, type LedgerTables } from "./ledger.js";
 import type { ReconcilerMetrics } from "./metrics.js";
-import { type ClaimedRow, claimWork, relaxCommit } from "./queue.js";
 
 /**
  * One backend's worker: claims due rows from its own queues, runs at most `concurrency`

@@ -1,6 +1,6 @@
 import { ponder } from "ponder:registry";
 import { event as eventTable } from "ponder:schema";
-import type { Hex } from "../domain/events.js";
+import type { Hex } from "../events.js";
 import { type LogMeta, pinHashRow, registrationRow } from "./rows.js";
 
 /**

@@ -1,5 +1,5 @@
-import { checkCid } from "../domain/cid.js";
-import type { ChainEvent, Hex } from "../domain/events.js";
+import { checkCid } from "../cid.js";
+import type { ChainEvent, Hex } from "../events.js";
 
 /**
  * Builds the rows of the indexer's event table from decoded logs. Pure and total: any

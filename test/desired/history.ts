@@ -1,4 +1,4 @@
-import type { ChainEvent, Hex } from "../../src/domain/events.js";
+import type { ChainEvent, Hex } from "@/src/events.js";
 
 /**
  * Builds ChainEvent histories for desired-set tests the way the indexer writes them: ids

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from "kysely";
-import type { ChainEvent } from "../../src/domain/events.js";
+import type { ChainEvent } from "@/src/events.js";
 import { blockTime } from "./history.js";
 
 /**

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from "kysely";
-import { createDesiredStore, type DesiredStore } from "../../reconciler/desired-store.js";
-import { migrateToLatest } from "../../reconciler/migrations/index.js";
-import { connectDatabase } from "../../src/db/connect.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createDesiredStore, type DesiredStore } from "@/db/desired/types.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema } from "../harness/postgres.js";
 import { createIndexerTables } from "./indexer.js";
 

@@ -34,7 +34,7 @@ import {
   type WalletClient,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "../../abis/index.js";
+import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "@/abis/index.js";
 import { safeKill, TETHER_WRAPPER, type Tethered, track, untrack } from "./tethered.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");

@@ -26,6 +26,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import getPort from "get-port";
 import pg from "pg";
+import { INDEXER_ROOT_ENTRIES } from "@/core/indexer-inputs.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -131,20 +132,6 @@ function installExitHook(): void {
   });
 }
 
-/**
- * What Ponder reads from its root. Copied, not linked: vite resolves links to real paths,
- * and `ponder:schema` must be the very module the build loaded (Ponder finds a table's
- * metadata by object identity). node_modules is linked, so there is one copy of ponder.
- */
-const COPIED_ENTRIES = [
-  "ponder.config.ts",
-  "ponder.schema.ts",
-  "src",
-  "abis",
-  "package.json",
-  "tsconfig.json",
-];
-
 /** Starts `ponder start` and (by default) waits for /ready. Throws with Ponder's output on failure. */
 export async function startPonder(options: StartPonderOptions): Promise<PonderProcess> {
   installExitHook();
@@ -152,7 +139,7 @@ export async function startPonder(options: StartPonderOptions): Promise<PonderPr
     throw new Error(`schema "${options.schema}" is longer than Ponder's 45 characters`);
   const root = await mkdtemp(join(tmpdir(), "quasar-ponder-"));
   try {
-    for (const entry of COPIED_ENTRIES) {
+    for (const entry of INDEXER_ROOT_ENTRIES) {
       await cp(join(ROOT, entry), join(root, entry), {
         recursive: true,
         filter: (source) => !source.endsWith(".test.ts"),

@@ -1,0 +1,124 @@
+import {
+  DESIRED_REASON_KINDS,
+  type DesiredReason,
+  type DesiredReasonKind,
+} from "@/core/desired/reasons.js";
+import { PIN_STATUSES, type PinStatus } from "@/db/ledger/pin-status.js";
+import type { Hex } from "@/src/events.js";
+
+/**
+ * What the API needs from Quasar's database, as one narrow port. The routes depend on this
+ * type only; api/store.ts implements it over the reconciler's tables and the indexer's
+ * read model, and tests may build it over a fresh Postgres schema. Keeping the port small
+ * lets the routes be read (and tested) without knowing any table layout.
+ */
+export interface ApiStore {
+  /**
+   * Records an upload, stored but not yet pinned by the API, in ONE transaction: the optimistic
+   * pin (cid, size, uploader, expiry) and the ledger row for `backendId`, through the ledger's
+   * transitions. Either all rows exist afterwards or none do; a failure throws, and since the
+   * API pins only after this, there is nothing to undo. The outcome says what the caller does next.
+   */
+  recordUpload(upload: UploadRecord): Promise<UploadRecordOutcome>;
+  /** After the API's own pin of a recorded upload succeeded: the ledger row becomes pinned, owned. */
+  confirmUploadPin(pin: UploadPinRef): Promise<void>;
+  /** After the API's own pin failed: the recorded intent goes to the reconciler's queue now. */
+  requeueUploadPin(pin: UploadPinRef & { error: string }): Promise<void>;
+  /** Why `cid` (normalised CIDv1) is desired; empty when it is not. */
+  reasonsFor(cid: string): Promise<PinReason[]>;
+  /** Each backend's ledger row for `cid`, labelled by backend id (never a URL). */
+  backendStates(cid: string): Promise<BackendPinState[]>;
+  /** A page of CIDs Quasar knows about, filtered, in CID order after `after`. */
+  listPins(query: PinListQuery): Promise<PinListPage>;
+  /**
+   * Appends an off-chain registration of a storage contract (append-only, like a Register).
+   * "created" when the contract was not registered off-chain before, "existing" when it was.
+   */
+  registerContract(registration: OffchainRegistrationInput): Promise<"created" | "existing">;
+  /** Every storage contract that counts now, on-chain (read model) and off-chain. */
+  listContracts(): Promise<ContractRegistration[]>;
+  /** True when the database answers now. Never throws. */
+  ping(): Promise<boolean>;
+}
+
+export type UploadRecord = {
+  /** Normalised CIDv1 base32. */
+  cid: string;
+  size: number;
+  /** The uploader's key id (a short hash) or "anonymous"; never the key. */
+  uploader: string;
+  backendId: string;
+  now: Date;
+  /** Whether the backend already holds a recursive pin of `cid` (its getPin, just before). */
+  pinnedOnBackend: boolean;
+  /** QUASAR_PIN_DEADLINE, for a new pin intent. */
+  pinDeadlineMs: number;
+};
+
+/**
+ * What recordUpload decided for the backend:
+ * - `pin`: Quasar's intent to pin (owned, queued) is recorded; the caller pins now and then
+ *   calls confirmUploadPin (or requeueUploadPin when the pin fails);
+ * - `adopted`: a pin Quasar did not create was already there; recorded as not owned, so it
+ *   is never unpinned;
+ * - `owned`: Quasar's own pin was already there (an earlier upload or the reconciler);
+ * - `in_flight`: the reconciler is pinning it right now and records the outcome itself.
+ */
+export const UPLOAD_RECORD_OUTCOMES = ["pin", "adopted", "owned", "in_flight"] as const;
+export type UploadRecordOutcome = (typeof UPLOAD_RECORD_OUTCOMES)[number];
+
+export type UploadPinRef = { cid: string; backendId: string; now: Date };
+
+/** One reason a CID is desired, exactly as the desired store derives it (core/desired). */
+export type PinReason = DesiredReason;
+export const PIN_REASON_KINDS = DESIRED_REASON_KINDS;
+export type PinReasonKind = DesiredReasonKind;
+
+/** The statuses of a (backend, cid) ledger row: the reconciler's one status enum. */
+export const LEDGER_STATUSES = PIN_STATUSES;
+export type LedgerStatus = PinStatus;
+
+export type BackendPinState = {
+  backendId: string;
+  status: LedgerStatus;
+  attempts: number;
+  lastError: string | null;
+  updatedAt: Date;
+};
+
+export type PinListQuery = {
+  status?: LedgerStatus;
+  reason?: PinReasonKind;
+  backend?: string;
+  /** Exclusive cursor: the last CID of the previous page. */
+  after?: string;
+  limit: number;
+};
+
+export type PinListPage = {
+  items: { cid: string; reasons: PinReason[]; backends: BackendPinState[] }[];
+  /** Pass as `cursor` to get the next page; absent on the last page. */
+  nextCursor?: string;
+};
+
+export type OffchainRegistrationInput = {
+  chainId: number;
+  /** Lowercase address. */
+  contract: Hex;
+  /** Who registered it: the admin token's id, never the token. */
+  actor: string;
+  now: Date;
+};
+
+/** A storage contract that counts, and where its registration came from. */
+export type ContractRegistration = {
+  chainId: number;
+  contract: Hex;
+  source: "chain" | "offchain";
+  /** chain: the block and Ponder event id of the Register that holds now. */
+  blockNumber?: bigint;
+  eventId?: string;
+  /** offchain: who and when. */
+  registeredBy?: string;
+  registeredAt?: Date;
+};

@@ -1,0 +1,138 @@
+import { type Kysely, sql } from "kysely";
+import type { PinRef } from "@/core/desired/evaluate.js";
+import {
+  chainAction,
+  contractKey,
+  insertAction,
+  offchainAction,
+  type RegistrationAction,
+} from "@/core/desired/timeline.js";
+import type { Hex } from "@/src/events.js";
+import type { DesiredTables } from "./tables.js";
+
+/**
+ * Loaders for the persisted fold state (the finalized prefix), in batches. `db` is already
+ * bound to the reconciler schema.
+ */
+type Db = Kysely<DesiredTables>;
+
+/** A (chainId, contract) pair. */
+export type ContractId = { chainId: number; contract: Hex };
+
+export function parseContractKey(key: string): ContractId {
+  const separator = key.indexOf(":");
+  return { chainId: Number(key.slice(0, separator)), contract: key.slice(separator + 1) as Hex };
+}
+
+/** `(chain_id, contract) in (…)` for a list of contract keys, as one array-parameter join. */
+function contractsIn(keys: readonly string[]) {
+  const ids = keys.map(parseContractKey);
+  return sql<boolean>`(chain_id, contract) in (select * from unnest(${sql.val(ids.map((id) => String(id.chainId)))}::bigint[], ${sql.val(ids.map((id) => id.contract))}::text[]))`;
+}
+
+/**
+ * The merged registration timelines (final chain events + off-chain registrations) of the
+ * given contracts, sorted; contracts with none get an empty timeline.
+ */
+export async function loadTimelines(
+  db: Db,
+  keys: readonly string[],
+): Promise<Map<string, RegistrationAction[]>> {
+  const timelines = new Map<string, RegistrationAction[]>(keys.map((key) => [key, []]));
+  if (keys.length === 0) return timelines;
+  // One round trip for both sources; off-chain rows carry their id and creation time.
+  const rows = await db
+    .selectFrom("registration_event")
+    .select([
+      "event_id",
+      sql<string | null>`null`.as("offchain_id"),
+      "chain_id",
+      "contract",
+      "action",
+      "block_number",
+      "block_timestamp",
+      "transaction_hash",
+      sql<Date | null>`null::timestamptz`.as("created_at"),
+    ])
+    .where(contractsIn(keys))
+    .unionAll(
+      db
+        .selectFrom("offchain_registration")
+        .select([
+          sql<string>`''`.as("event_id"),
+          sql<string | null>`id::text`.as("offchain_id"),
+          "chain_id",
+          "contract",
+          "action",
+          sql<string>`null::int8`.as("block_number"),
+          sql<string>`null::int8`.as("block_timestamp"),
+          sql<string>`null::text`.as("transaction_hash"),
+          "created_at",
+        ])
+        .where(contractsIn(keys)),
+    )
+    .execute();
+  for (const row of rows) {
+    const action =
+      row.offchain_id === null
+        ? chainAction({
+            id: row.event_id,
+            chainId: Number(row.chain_id),
+            subject: row.contract as Hex,
+            kind: row.action,
+            blockNumber: BigInt(row.block_number),
+            blockTimestamp: BigInt(row.block_timestamp),
+            transactionHash: row.transaction_hash as Hex,
+          })
+        : offchainAction({
+            id: BigInt(row.offchain_id),
+            chainId: Number(row.chain_id),
+            contract: row.contract as Hex,
+            action: row.action,
+            createdAt: new Date(row.created_at ?? 0),
+          });
+    const timeline = timelines.get(contractKey(action.chainId, action.contract));
+    if (timeline) insertAction(timeline, action);
+  }
+  return timelines;
+}
+
+/** The persisted (final) PinHash refs of the given CIDs, grouped by CID. */
+export async function loadRefs(db: Db, cids: readonly string[]): Promise<Map<string, PinRef[]>> {
+  const refs = new Map<string, PinRef[]>();
+  if (cids.length === 0) return refs;
+  const rows = await db
+    .selectFrom("pin_ref")
+    .selectAll()
+    .where("cid", "=", (eb) => eb.fn.any(eb.val([...cids])))
+    // No ORDER BY: the rules do not depend on the refs' order, and sorting by event_id
+    // invites a plan that walks the primary key over the whole table.
+    .execute();
+  for (const row of rows) {
+    const ref: PinRef = {
+      cid: row.cid,
+      chainId: Number(row.chain_id),
+      contract: row.contract as Hex,
+      eventId: row.event_id,
+      blockNumber: BigInt(row.block_number),
+      blockTimestamp: BigInt(row.block_timestamp),
+      transactionHash: row.transaction_hash as Hex,
+    };
+    const list = refs.get(row.cid);
+    if (list) list.push(ref);
+    else refs.set(row.cid, [ref]);
+  }
+  return refs;
+}
+
+/** Every CID with a persisted PinHash ref from one of the given contracts. */
+export async function cidsOfContracts(db: Db, keys: readonly string[]): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const rows = await db
+    .selectFrom("pin_ref")
+    .select("cid")
+    .distinct()
+    .where(contractsIn(keys))
+    .execute();
+  return rows.map((row) => row.cid);
+}
