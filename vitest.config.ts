@@ -16,7 +16,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "unit",
-          include: ["{src,core,db,backends,reconciler,api,audit,cli,bench}/**/*.test.ts"],
+          include: ["{src,core,db,backends,reconciler,api,audit,cli,bench,scripts}/**/*.test.ts"],
           pool: "forks",
         },
       },

@@ -17,7 +17,7 @@ import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
 import { createBackend } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
-import { createDesiredStore } from "@/db/desired/types.js";
+import { createDesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { recordOptimisticPin } from "@/db/uploads.js";
 import { createReconciler } from "@/reconciler/engine/engine.js";

@@ -5,8 +5,8 @@ import { scrypt } from "@noble/hashes/scrypt.js";
 import { keccak256 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
-import { KeystoreError } from "@/cli/errors.js";
-import { decryptKeystore } from "@/cli/keystore.js";
+import { KeystoreError } from "./errors.js";
+import { decryptKeystore } from "./keystore.js";
 
 // The test vectors of the Web3 Secret Storage Definition (version 3): password
 // "testpassword", both decrypting to the same private key.

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from "kysely";
 import { isAddress } from "viem";
 import type { RegistrationActionKind } from "@/core/desired/timeline.js";
-import { NonRetryableError } from "@/reconciler/errors.js";
+import { NonRetryableError } from "@/core/errors.js";
 import type { DesiredTables } from "./desired/tables.js";
 
 /**

@@ -7,22 +7,6 @@ import { BaseError, NonRetryableError, RetryableError } from "@/core/errors.js";
  */
 export { BaseError, NonRetryableError, RetryableError };
 
-/** A ledger write found rows changing under it more often than it is willing to retry. */
-export class LedgerContentionError extends RetryableError {
-  override name = "LedgerContentionError";
-}
-
-/** An event the pin state machine does not allow was requested where it must apply. */
-export class IllegalTransitionError extends NonRetryableError {
-  override name = "IllegalTransitionError";
-  constructor(from: string, event: string, details?: string) {
-    super(
-      `illegal pin transition: ${event} from ${from}`,
-      details === undefined ? {} : { details },
-    );
-  }
-}
-
 /** A pin made no progress for QUASAR_PIN_INACTIVITY_TIMEOUT and was aborted. */
 export class PinInactivityError extends RetryableError {
   override name = "PinInactivityError";

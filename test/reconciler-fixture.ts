@@ -5,7 +5,7 @@ import { createBackend } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { connectDatabase } from "@/db/connect.js";
-import { createDesiredStore, type DesiredStore } from "@/db/desired/types.js";
+import { createDesiredStore, type DesiredStore } from "@/db/desired/index.js";
 import { getLedgerRow, type LedgerRow, type LedgerTables, ledgerDb } from "@/db/ledger/ledger.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { recordOptimisticPin } from "@/db/uploads.js";

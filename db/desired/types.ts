@@ -72,5 +72,3 @@ export type CreateDesiredStoreParams<Tables> = {
   ttlMs: number;
   logger?: Logger;
 };
-
-export { createDesiredStore } from "./store.js";

@@ -1,5 +1,5 @@
 import { type Generated, type Kysely, type Selectable, sql, type Transaction } from "kysely";
-import { IllegalTransitionError, LedgerContentionError } from "@/reconciler/errors.js";
+import { IllegalTransitionError, LedgerContentionError } from "./errors.js";
 import {
   ABSENT,
   isIllegal,

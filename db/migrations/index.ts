@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, type MigrationResultSet, Migrator } from "kysely";
-import { NonRetryableError } from "@/reconciler/errors.js";
+import { NonRetryableError } from "@/core/errors.js";
 import { desiredMigration } from "./0001_desired.js";
 import { ledgerMigration } from "./0002_ledger.js";
 import { desiredUsesTailMigration } from "./0003_desired_uses_tail.js";

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
-import type { DesiredChange, DesiredStore } from "@/db/desired/types.js";
+import type { DesiredChange, DesiredStore } from "@/db/desired/index.js";
 import {
   applyChanges,
   type LedgerChange,

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import { connectDatabase } from "@/db/connect.js";
-import { createDesiredStore, type DesiredStore } from "@/db/desired/types.js";
+import { createDesiredStore, type DesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema } from "../harness/postgres.js";
 import { createIndexerTables } from "./indexer.js";

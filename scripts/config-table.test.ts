@@ -9,7 +9,7 @@ import {
   replaceTable,
   tableCells,
   tableInReadme,
-} from "@/scripts/config-table.js";
+} from "./config-table.js";
 
 const README = join(import.meta.dirname, "..", "README.md");
 
