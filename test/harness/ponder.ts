@@ -60,10 +60,17 @@ export type StartPonderOptions = {
   env?: Record<string, string>;
   /** Also write all of Ponder's output to this file (output() keeps only the tail). */
   logFile?: string;
+  /**
+   * Copy every layer of the project into the root, not only the indexer's inputs: for tests
+   * that edit files outside those inputs and check that Ponder's build id does not move.
+   */
+  wholeProject?: boolean;
 };
 
 export type PonderProcess = {
   url: string;
+  /** The temporary root Ponder runs in (its own copy of the project's files). */
+  root: string;
   port: number;
   schema: string;
   /** Process id of `ponder start` (the leader of its process group). */
@@ -132,6 +139,9 @@ function installExitHook(): void {
   });
 }
 
+/** The project's folders that are not the indexer's inputs (see core/indexer-inputs.ts). */
+const OTHER_LAYERS = ["core", "db", "backends", "reconciler", "api", "audit", "cli"];
+
 /** Starts `ponder start` and (by default) waits for /ready. Throws with Ponder's output on failure. */
 export async function startPonder(options: StartPonderOptions): Promise<PonderProcess> {
   installExitHook();
@@ -139,7 +149,10 @@ export async function startPonder(options: StartPonderOptions): Promise<PonderPr
     throw new Error(`schema "${options.schema}" is longer than Ponder's 45 characters`);
   const root = await mkdtemp(join(tmpdir(), "quasar-ponder-"));
   try {
-    for (const entry of INDEXER_ROOT_ENTRIES) {
+    const entries = options.wholeProject
+      ? [...INDEXER_ROOT_ENTRIES, ...OTHER_LAYERS]
+      : INDEXER_ROOT_ENTRIES;
+    for (const entry of entries) {
       await cp(join(ROOT, entry), join(root, entry), {
         recursive: true,
         filter: (source) => !source.endsWith(".test.ts"),
@@ -274,6 +287,7 @@ async function launch(options: StartPonderOptions, root: string): Promise<Ponder
 
   const ponder: PonderProcess = {
     url,
+    root,
     port,
     schema: options.schema,
     pid: child.pid ?? -1,
