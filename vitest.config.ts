@@ -26,6 +26,8 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "integration",
+          // Its own group: vitest runs projects with different worker limits one after another.
+          sequence: { groupOrder: 1 },
           include: ["test/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,

@@ -13,7 +13,7 @@ import { createErrorHandler, errorResponse } from "./error-format.js";
 import { RateLimitedError } from "./errors.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import type { ApiStore } from "./ports.js";
-import { createRateLimiter } from "./rate-limit.js";
+import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
 import { registerContractRoutes } from "./routes/contracts.js";
 import { registerKuboRoutes } from "./routes/kubo.js";
 import { registerOpsRoutes } from "./routes/ops.js";
@@ -37,6 +37,11 @@ export type CreateAppOptions = {
    * the socket's remote address; behind a trusted proxy, pass a function reading its header.
    */
   clientAddress?: (c: Context<ApiEnv>) => string | undefined;
+  /**
+   * The rate limiter; main.ts passes the one shared by every API process (in PostgreSQL).
+   * Defaults to counters in this process's memory, on the `now` clock.
+   */
+  rateLimiter?: RateLimiter;
 };
 
 /**
@@ -58,10 +63,12 @@ export function createApp(options: CreateAppOptions): ApiApp {
     metrics: options.metrics ?? createApiMetrics(),
     keyring: createApiKeyring(config.QUASAR_API_KEYS),
     admin: createAdminGuard(config.QUASAR_ADMIN_TOKEN),
-    rateLimiter: createRateLimiter({
-      limit: config.QUASAR_RATE_LIMIT,
-      windowMs: config.QUASAR_RATE_LIMIT_WINDOW,
-    }),
+    rateLimiter:
+      options.rateLimiter ??
+      createRateLimiter({
+        limit: config.QUASAR_RATE_LIMIT,
+        windowMs: config.QUASAR_RATE_LIMIT_WINDOW,
+      }),
     now: options.now ?? Date.now,
   };
   const clientAddress = options.clientAddress ?? socketAddress;
@@ -109,7 +116,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     if (c.req.method === "OPTIONS") return next();
     const keyId = common.keyring.identify(c.req.header("authorization"));
     const client = keyId ? `key:${keyId}` : `ip:${clientAddress(c) ?? "unknown"}`;
-    const decision = common.rateLimiter.take(client, common.now());
+    const decision = await common.rateLimiter.take(client, common.now());
     if (!decision.allowed) {
       common.metrics.rateLimited.inc();
       throw new RateLimitedError(decision.retryAfterSeconds);

@@ -13,6 +13,7 @@ import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { createApp } from "./app.js";
 import { createApiMetrics } from "./metrics.js";
+import { createSharedRateLimiter } from "./rate-limit.js";
 import { createApiStore } from "./store.js";
 
 /**
@@ -95,6 +96,13 @@ export async function runApi(
     store,
     logger,
     metrics: createApiMetrics({ processMetrics: true }),
+    rateLimiter: createSharedRateLimiter({
+      limit: config.QUASAR_RATE_LIMIT,
+      windowMs: config.QUASAR_RATE_LIMIT_WINDOW,
+      db,
+      schema: config.QUASAR_RECONCILER_SCHEMA,
+      logger,
+    }),
   });
 
   const server = serve({

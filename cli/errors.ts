@@ -16,9 +16,26 @@ export class StartupError extends NonRetryableError {
   override name = "StartupError";
 }
 
-/** A keystore file could not be read or decrypted (wrong password, unsupported KDF…). */
+/** Why a keystore was refused; callers branch on this, never on the message. */
+export const KEYSTORE_FAILURES = ["wrong-password", "malformed", "unsupported"] as const;
+export type KeystoreFailure = (typeof KEYSTORE_FAILURES)[number];
+
+/**
+ * A keystore file could not be decrypted: a wrong password (the MAC does not match), a
+ * malformed file (not JSON, not hex, no valid key inside), or one it cannot read (another
+ * version, cipher, KDF or scrypt parameters beyond the memory cap).
+ */
 export class KeystoreError extends NonRetryableError {
   override name = "KeystoreError";
+  readonly reason: KeystoreFailure;
+  constructor(
+    reason: KeystoreFailure,
+    shortMessage: string,
+    options: { cause?: unknown; details?: string } = {},
+  ) {
+    super(shortMessage, options);
+    this.reason = reason;
+  }
 }
 
 /** No signing key is available, or the one given is not allowed on this chain. */

@@ -50,7 +50,7 @@ export async function resolveSigner(
     });
     const password =
       env[KEYSTORE_PASSWORD_ENV] ?? (await prompt(`password for ${options.keystore}: `));
-    key = decryptKeystore(json, password);
+    key = await decryptKeystore(json, password);
     source = "keystore";
   } else if (env[DEPLOYER_KEY_ENV]) {
     const raw = (env[DEPLOYER_KEY_ENV] as string).trim();
