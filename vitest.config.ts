@@ -13,7 +13,7 @@ export default defineConfig({
     projects: [
       {
         // Pure logic beside the code it tests: no PostgreSQL, chain or daemon; seconds.
-        resolve: { alias },
+        extends: true,
         test: {
           name: "unit",
           include: ["{src,core,db,backends,reconciler,api,audit,cli,bench,scripts}/**/*.test.ts"],
@@ -23,14 +23,12 @@ export default defineConfig({
       {
         // Real parts: PostgreSQL, anvil, Ponder, Kubo, helia, child processes. Files run one or
         // two at a time so the 2-core machine does not thrash.
-        resolve: { alias },
+        extends: true,
         test: {
           name: "integration",
           // Its own group: vitest runs projects with different worker limits one after another.
           sequence: { groupOrder: 1 },
           include: ["test/**/*.test.ts"],
-          testTimeout: 120_000,
-          hookTimeout: 180_000,
           fileParallelism: true,
           maxWorkers: 2,
           pool: "forks",
