@@ -11,9 +11,19 @@ import {
   type LedgerTables,
   ledgerDb,
 } from "@/db/ledger/ledger.js";
-import { IN_FLIGHT_STATUSES, type PinEvent, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
+import { IN_FLIGHT_STATUSES, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
 import { queueDepths } from "@/db/ledger/queue.js";
 import { diffPins } from "../diff.js";
+import {
+  decideDesiredChange,
+  decideRecoverInFlight,
+  decideRelease,
+  decideSweepExtra,
+  decideSweepMissing,
+  mayHoldQuasarPin,
+  unwantedCids,
+} from "./decide-queue.js";
+import { requiredReplicas as decideRequiredReplicas } from "./decide-replicas.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -97,10 +107,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
   const backendIds = backends.map((b) => b.id);
-  const requiredReplicas =
-    config.QUASAR_MIN_REPLICAS === 0
-      ? backends.length
-      : Math.min(config.QUASAR_MIN_REPLICAS, backends.length);
+  const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
     concurrency: config.QUASAR_PIN_CONCURRENCY,
     inactivityTimeoutMs: config.QUASAR_PIN_INACTIVITY_TIMEOUT,
@@ -147,24 +154,13 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     return applied;
   }
 
-  function changesFor(change: DesiredChange): LedgerChange[] {
-    const reason = change.desired
-      ? `desired: ${[...new Set(change.reasons.map((r) => r.kind))].join(", ") || "reason unknown"}`
-      : "no longer desired";
-    return backends.map((backend) => ({
-      backendId: backend.id,
-      cid: change.cid,
-      event: change.desired ? "want" : "unwant",
-      log: { decision: change.desired ? "queue" : "unpin", reason, outcome: "ok" },
-    }));
-  }
+  const changesFor = (change: DesiredChange) => decideDesiredChange(change, backendIds);
 
   /** unwant for pins Quasar may hold, release (no command) for the others. */
   async function resolveUnwanted(changes: LedgerChange[]): Promise<LedgerChange[]> {
-    const unwanted = changes.filter((c) => c.event === "unwant");
-    if (unwanted.length === 0) return changes;
-    const owned = new Set<string>();
-    const cids = [...new Set(unwanted.map((c) => c.cid))];
+    const cids = unwantedCids(changes);
+    if (cids.length === 0) return changes;
+    const mayHold = new Set<string>();
     for (let i = 0; i < cids.length; i += 5_000) {
       const rows = await db
         .selectFrom("pin_ledger")
@@ -172,20 +168,9 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
         .where("cid", "=", sql<string>`any(${cids.slice(i, i + 5_000)}::text[])`)
         .execute();
       for (const row of rows)
-        if (row.owned || row.status === "pinning") owned.add(`${row.backend_id} ${row.cid}`);
+        if (mayHoldQuasarPin(row)) mayHold.add(`${row.backend_id} ${row.cid}`);
     }
-    return changes.map((c) => {
-      if (c.event !== "unwant" || owned.has(`${c.backendId} ${c.cid}`)) return c;
-      return {
-        ...c,
-        event: "release" as PinEvent,
-        log: {
-          decision: "skip_foreign",
-          reason: "no longer desired; not pinned by Quasar",
-          outcome: "ok" as const,
-        },
-      };
-    });
+    return decideRelease(changes, (backendId, cid) => mayHold.has(`${backendId} ${cid}`));
   }
 
   async function stepOnce(): Promise<StepReport> {
@@ -227,31 +212,9 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     for (let i = 0; i < toPin.length; i += 5_000) {
       const cids = toPin.slice(i, i + 5_000);
       const rows = await rowsOf(backend.id, cids);
-      const changes: LedgerChange[] = cids.map((cid) => {
-        const row = rows.get(cid);
-        if (row?.status === "pinned") {
-          return {
-            backendId: backend.id,
-            cid,
-            event: "lost",
-            log: {
-              decision: "requeue",
-              reason: "unexpectedly unpinned: missing from the backend",
-              outcome: "ok",
-            },
-          };
-        }
-        return {
-          backendId: backend.id,
-          cid,
-          event: "want",
-          log: {
-            decision: "queue",
-            reason: "desired, missing from the backend (sweep)",
-            outcome: "ok",
-          },
-        };
-      });
+      const changes = cids.map((cid) =>
+        decideSweepMissing({ backendId: backend.id, cid, row: rows.get(cid) }),
+      );
       requeued += await apply(changes);
     }
     for (let i = 0; i < toUnpin.length; i += 5_000) {
@@ -259,17 +222,13 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       const rows = await rowsOf(backend.id, cids);
       const changes: LedgerChange[] = [];
       for (const cid of cids) {
-        const row = rows.get(cid);
-        // Only pins Quasar created, unchanged since before this sweep began (an upload recorded
-        // meanwhile may not be in the desired set yet). Foreign pins are never touched.
-        if (!row?.owned || row.updated_at.getTime() >= startedAt.getTime()) continue;
-        if (!(WANTED_STATUSES as readonly string[]).includes(row.status)) continue;
-        changes.push({
+        const change = decideSweepExtra({
           backendId: backend.id,
           cid,
-          event: "unwant",
-          log: { decision: "unpin", reason: "not desired, still pinned (sweep)", outcome: "ok" },
+          row: rows.get(cid),
+          sweepStartedAt: startedAt,
         });
+        if (change) changes.push(change);
       }
       unwanted += await apply(changes);
     }
@@ -339,13 +298,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       .where("status", "in", [...IN_FLIGHT_STATUSES])
       .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
       .execute();
-    const changes: LedgerChange[] = rows.map((row) => ({
-      backendId: row.backend_id,
-      cid: row.cid,
-      event: "recover",
-      expect: row.status,
-      log: { decision: "recover", reason: "in flight when the reconciler stopped", outcome: "ok" },
-    }));
+    const changes = rows.map(decideRecoverInFlight);
     await apply(changes);
     if (rows.length > 0)
       logger.info({ msg: "re-driving commands left in flight", count: rows.length });

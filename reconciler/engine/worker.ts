@@ -2,10 +2,24 @@ import type { Kysely } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Logger } from "pino";
 import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { describeError, NonRetryableError } from "@/core/errors.js";
+import { describeError } from "@/core/errors.js";
 import { applyChanges, type LedgerChange, type LedgerTables } from "@/db/ledger/ledger.js";
 import { type ClaimedRow, claimWork, relaxCommit } from "@/db/ledger/queue.js";
 import { type BackoffPolicy, backoffDelayMs } from "./backoff.js";
+import {
+  decideAdoption,
+  decideDisown,
+  decideLatePinOwnership,
+  decidePinned,
+  decideUnpinned,
+  looksForForeignPin,
+} from "./decide-outcome.js";
+import {
+  decidePinFailure,
+  decideRecover,
+  decideUnpinFailure,
+  downProbePolicy,
+} from "./decide-retry.js";
 import { withInactivityTimeout } from "./inactivity.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 
@@ -124,23 +138,14 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   async function pinRow(row: ClaimedRow): Promise<LedgerChange> {
     const cid = CID.parse(row.cid);
     const signal = commands.signal;
-    const base = { backendId: backend.id, cid: row.cid, expect: "pinning" as const };
+    const ids = { backendId: backend.id, cid: row.cid };
     try {
-      if (!row.owned && policy.foreignPinCheck) {
-        const existing = await backend.getPin(cid, { signal });
-        if (existing && existing.name !== QUASAR_PIN_NAME) {
+      if (looksForForeignPin(row, policy.foreignPinCheck)) {
+        const adopted = decideAdoption({ ...ids, found: await backend.getPin(cid, { signal }) });
+        if (adopted) {
           metrics.operations.inc({ ...label, op: "adopt", outcome: "ok" });
           logger.info({ msg: "foreign pin adopted: never unpinned", cid: row.cid });
-          return {
-            ...base,
-            event: "adopt",
-            set: { owned: false, attempts: 0, last_error: null },
-            log: {
-              decision: "adopt",
-              reason: "already pinned on the backend, not by Quasar",
-              outcome: "ok",
-            },
-          };
+          return adopted;
         }
       }
       await withInactivityTimeout(
@@ -149,142 +154,58 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
         { timeoutMs: policy.inactivityTimeoutMs, signal },
       );
       metrics.operations.inc({ ...label, op: "pin", outcome: "ok" });
-      return pinned(row, "pin", "desired");
+      return decidePinned(ids);
     } catch (error) {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "pin", outcome: "error" });
       metrics.errors.inc({ ...label, op: "pin" });
       if (!(await probe())) return recoverChange(row, error);
       const source = await copyFromPeer(cid, signal);
-      if (source) return pinned(row, "copy", `fetched as a CAR from ${source}`);
-      const attempts = row.attempts + 1;
-      const at = now();
-      const lastError = describeError(error);
-      const pastDeadline = row.deadline_at !== null && at.getTime() >= row.deadline_at.getTime();
-      if (error instanceof NonRetryableError || pastDeadline || row.status === "failed") {
-        logger.warn({ msg: "pin failed: retried slowly", cid: row.cid, err: lastError, attempts });
-        return {
-          ...base,
-          event: "pin_give_up",
-          set: {
-            attempts,
-            last_error: lastError,
-            next_attempt_at: new Date(at.getTime() + policy.failedRetryIntervalMs),
-          },
-          log: {
-            decision: "mark_failed",
-            reason: pastDeadline ? "deadline passed" : "the backend refused the pin",
-            outcome: "error",
-            error: lastError,
-          },
-        };
-      }
-      logger.info({ msg: "pin failed: will retry", cid: row.cid, err: lastError, attempts });
-      return {
-        ...base,
-        event: "pin_error",
-        set: {
-          attempts,
-          last_error: lastError,
-          next_attempt_at: new Date(at.getTime() + backoffDelayMs(attempts, policy.retry)),
-        },
-        log: { decision: "pin", reason: `attempt ${attempts}`, outcome: "error", error: lastError },
-      };
+      if (source) return decidePinned({ ...ids, copiedFrom: source });
+      const change = decidePinFailure({ backendId: backend.id, row, error, at: now(), policy });
+      const log = { cid: row.cid, err: change.set?.last_error, attempts: change.set?.attempts };
+      if (change.event === "pin_give_up")
+        logger.warn({ msg: "pin failed: retried slowly", ...log });
+      else logger.info({ msg: "pin failed: will retry", ...log });
+      return change;
     }
-  }
-
-  function pinned(row: ClaimedRow, decision: "pin" | "copy", reason: string): LedgerChange {
-    return {
-      backendId: backend.id,
-      cid: row.cid,
-      expect: "pinning",
-      event: "pin_ok",
-      set: { owned: true, attempts: 0, last_error: null },
-      log: { decision, reason, outcome: "ok" },
-    };
   }
 
   async function unpinRow(row: ClaimedRow): Promise<LedgerChange> {
     const cid = CID.parse(row.cid);
     const signal = commands.signal;
+    const ids = { backendId: backend.id, cid: row.cid };
     try {
-      // A daemon keeps one pin per CID: whoever pins it again after Quasar did shares that
-      // pin, and unpinning would take it from them. Their pin carries their name (or none).
+      // Pin names tell whether someone pinned it again only where the backend stores them.
       if (policy.foreignPinCheck && (await backend.storesPinNames({ signal }))) {
-        const existing = await backend.getPin(cid, { signal });
-        if (existing !== undefined && existing.name !== QUASAR_PIN_NAME) {
+        const disowned = decideDisown({ ...ids, found: await backend.getPin(cid, { signal }) });
+        if (disowned) {
           metrics.operations.inc({ ...label, op: "disown", outcome: "ok" });
           logger.info({ msg: "pinned again by someone else: left in place", cid: row.cid });
-          return {
-            backendId: backend.id,
-            cid: row.cid,
-            expect: "unpinning",
-            event: "disown",
-            set: { owned: false, attempts: 0, last_error: null },
-            log: {
-              decision: "skip_foreign",
-              reason: `pinned again since Quasar pinned it (name ${JSON.stringify(existing.name ?? "")}): left in place`,
-              outcome: "ok",
-            },
-          };
+          return disowned;
         }
       }
       await backend.unpin(cid, { signal });
       metrics.operations.inc({ ...label, op: "unpin", outcome: "ok" });
-      return {
-        backendId: backend.id,
-        cid: row.cid,
-        expect: "unpinning",
-        event: "unpin_ok",
-        log: { decision: "unpin", reason: "no longer desired", outcome: "ok" },
-      };
+      return decideUnpinned(ids);
     } catch (error) {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "unpin", outcome: "error" });
       metrics.errors.inc({ ...label, op: "unpin" });
       if (!(await probe())) return recoverChange(row, error);
       // Unpins are never given up: retried with backoff until done.
-      const attempts = row.attempts + 1;
-      const lastError = describeError(error);
-      return {
+      return decideUnpinFailure({
         backendId: backend.id,
-        cid: row.cid,
-        expect: "unpinning",
-        event: "unpin_error",
-        set: {
-          attempts,
-          last_error: lastError,
-          next_attempt_at: new Date(now().getTime() + backoffDelayMs(attempts, policy.retry)),
-        },
-        log: {
-          decision: "unpin",
-          reason: `attempt ${attempts}`,
-          outcome: "error",
-          error: lastError,
-        },
-      };
+        row,
+        error,
+        at: now(),
+        retry: policy.retry,
+      });
     }
   }
 
-  /** Back to its queue without counting an attempt: the command was abandoned, not refused. */
   function recoverChange(row: ClaimedRow, error: unknown): LedgerChange {
-    return {
-      backendId: backend.id,
-      cid: row.cid,
-      expect: row.status,
-      event: "recover",
-      set: { last_error: describeError(error) },
-      log: {
-        decision: "recover",
-        reason: stopping
-          ? "abandoned at shutdown"
-          : up
-            ? "command interrupted"
-            : "backend unavailable",
-        outcome: "error",
-        error: describeError(error),
-      },
-    };
+    return decideRecover({ backendId: backend.id, row, error, stopping, up });
   }
 
   /** Copies `cid` from a peer that holds it pinned (the whole DAG) as a CAR. */
@@ -345,24 +266,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
       });
       // A pin that landed after its CID was unwanted mid-flight is still Quasar's: record the
       // ownership so the queued unpin is allowed to remove it.
-      const notes: LedgerChange[] = [];
-      results.forEach((result, i) => {
-        const change = batch[i] as LedgerChange;
-        if (
-          !result.applied &&
-          result.why === "stale" &&
-          change.event === "pin_ok" &&
-          result.from === "unpin_queued"
-        ) {
-          notes.push({
-            backendId: change.backendId,
-            cid: change.cid,
-            event: "unwant",
-            expect: "unpin_queued",
-            set: { owned: true },
-          });
-        }
-      });
+      const notes = decideLatePinOwnership(batch, results);
       if (notes.length > 0) {
         await db
           .transaction()
@@ -407,13 +311,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
           for (const row of buffer) complete(recoverChange(row, new Error("backend unavailable")));
           buffer = [];
           await flush();
-          await nap(
-            backoffDelayMs(downSince, {
-              baseMs: Math.min(policy.retry.baseMs, 1_000),
-              maxMs: Math.min(policy.retry.maxMs, 30_000),
-            }),
-            signal,
-          );
+          await nap(backoffDelayMs(downSince, downProbePolicy(policy.retry)), signal);
           if (signal.aborted) break;
           if (await backend.ping(signal).catch(() => false)) {
             up = true;
