@@ -3,6 +3,7 @@ import { NonRetryableError } from "@/reconciler/errors.js";
 import { desiredMigration } from "./0001_desired.js";
 import { ledgerMigration } from "./0002_ledger.js";
 import { desiredUsesTailMigration } from "./0003_desired_uses_tail.js";
+import { backendHealthMigration } from "./0004_backend_health.js";
 
 /**
  * The reconciler schema's migrations, in order. Add a migration by writing
@@ -13,6 +14,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_desired": desiredMigration,
   "0002_ledger": ledgerMigration,
   "0003_desired_uses_tail": desiredUsesTailMigration,
+  "0004_backend_health": backendHealthMigration,
 };
 
 /** Raised when a migration fails; the database is left at the last migration that succeeded. */

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { recordBackendHealth } from "@/db/backend-health.js";
 import type { DesiredChange, DesiredStore } from "@/db/desired/types.js";
 import {
   applyChanges,
@@ -23,7 +24,12 @@ import {
   mayHoldQuasarPin,
   unwantedCids,
 } from "./decide-queue.js";
-import { requiredReplicas as decideRequiredReplicas } from "./decide-replicas.js";
+import {
+  type BackendHealth,
+  decideReadiness,
+  requiredReplicas as decideRequiredReplicas,
+  type Readiness,
+} from "./decide-replicas.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -54,7 +60,10 @@ export type CreateReconcilerParams<Tables> = {
   common: ReconcilerCommon;
   /** Any kysely database over the shared Postgres; the engine scopes it to the reconciler schema. */
   db: Kysely<Tables>;
-  /** Opened by the caller. */
+  /**
+   * Opened by start(), each on its own (open is idempotent, so opened ones are fine too): one
+   * that cannot be opened is down and retried with backoff while the others converge.
+   */
   backends: readonly Backend[];
   desiredStore: DesiredStore;
   config: EngineConfig;
@@ -75,6 +84,8 @@ export type SweepReport = {
   ms: number;
 };
 export type DegradedCid = { cid: string; replicas: number; required: number };
+/** What the reconciler's /health and /ready answer, and what it records for `quasar status`. */
+export type ReconcilerHealth = Readiness & { backends: BackendHealth[] };
 
 export type Reconciler = {
   /** Re-drives commands left in flight by a crash, sweeps once, then runs the loops until stop(). */
@@ -91,11 +102,18 @@ export type Reconciler = {
   degradedCids(options?: { limit?: number }): Promise<DegradedCid[]>;
   /** Refreshes the gauges (desired, pins per status, queue depth, degraded, lag). */
   refreshMetrics(): Promise<void>;
+  /**
+   * Every backend up or down, and readiness: ready once started while at least
+   * QUASAR_MIN_REPLICAS backends (every one when 0) are up.
+   */
+  health(): ReconcilerHealth;
   readonly workers: readonly BackendWorker[];
 };
 
 const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
+/** How often backend health is recorded even when nothing changed, so a stale report shows. */
+const HEALTH_REPORT_MS = 10_000;
 
 export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>): Reconciler {
   const { common, config, desiredStore, backends } = params;
@@ -117,17 +135,53 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     pollMs: Math.min(config.QUASAR_RECONCILE_INTERVAL, 1_000),
     stopGraceMs: params.stopGraceMs ?? 10_000,
   };
-  const workers = backends.map((backend) =>
+  const workers: BackendWorker[] = backends.map((backend) =>
     createBackendWorker({
       backend,
       db,
       logger,
       metrics,
       policy: { ...policy, foreignPinCheck: !backend.exclusive },
-      peers: () => backends,
+      // A peer that is down cannot serve a copy (and one never opened must not be started here).
+      peers: () => workers.filter((w) => w.isUp()).map((w) => w.backend),
+      onHealthChange: () => void reportHealth(),
       now,
     }),
   );
+  let started = false;
+
+  function health(): ReconcilerHealth {
+    const states = workers.map((w) => w.health());
+    const readiness = decideReadiness(states, requiredReplicas);
+    const answer = started
+      ? readiness
+      : { ...readiness, ready: false, reason: "starting: backends not opened yet" };
+    metrics.ready.set(answer.ready ? 1 : 0);
+    return { ...answer, backends: states };
+  }
+
+  // One write at a time; a change during a write is written right after it.
+  let reporting: Promise<void> | undefined;
+  let reportAgain = false;
+  function reportHealth(): Promise<void> {
+    if (reporting) {
+      reportAgain = true;
+      return reporting;
+    }
+    reporting = (async () => {
+      do {
+        reportAgain = false;
+        const { backends: states } = health();
+        await recordBackendHealth(params.db, config.QUASAR_RECONCILER_SCHEMA, states).catch(
+          (error: unknown) =>
+            logger.warn({ msg: "could not record backend health", err: describeError(error) }),
+        );
+      } while (reportAgain);
+    })().finally(() => {
+      reporting = undefined;
+    });
+    return reporting;
+  }
 
   let lifecycle: AbortController | undefined;
   let loops: Promise<unknown>[] = [];
@@ -367,6 +421,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
     let lastMetrics = 0;
+    let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
     while (!signal.aborted) {
       try {
@@ -388,6 +443,10 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
               refreshing = undefined;
             });
         }
+        if (Date.now() - lastHealth >= HEALTH_REPORT_MS) {
+          lastHealth = Date.now();
+          void reportHealth();
+        }
       } catch (error) {
         if (signal.aborted) break;
         logger.error({
@@ -406,10 +465,21 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     sweepOnce,
     degradedCids,
     refreshMetrics,
+    health,
     async start() {
       if (lifecycle) return;
       lifecycle = new AbortController();
       const signal = lifecycle.signal;
+      // Each backend opens on its own: one that fails is down (its worker retries it with
+      // backoff) and the others go on.
+      const opened = await Promise.all(workers.map((worker) => worker.open()));
+      started = true;
+      for (const [i, ok] of opened.entries()) {
+        if (ok) continue;
+        const { label, lastError } = (workers[i] as BackendWorker).health();
+        logger.warn({ msg: "backend down at start: retrying it", backend: label, err: lastError });
+      }
+      await reportHealth();
       await recoverInFlight();
       loops = workers.map((worker) => worker.run(signal));
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
@@ -424,6 +494,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       lifecycle.abort(new Error("reconciler stopping"));
       await Promise.allSettled(loops);
       await serial.catch(() => {});
+      await reporting;
       lifecycle = undefined;
       loops = [];
     },

@@ -14,6 +14,7 @@ import {
   decideUnpinned,
   looksForForeignPin,
 } from "./decide-outcome.js";
+import type { BackendHealth } from "./decide-replicas.js";
 import {
   decidePinFailure,
   decideRecover,
@@ -54,9 +55,16 @@ export type BackendWorker = {
   run(signal: AbortSignal): Promise<void>;
   /** New work was queued: claim now rather than at the next poll. */
   wake(): void;
+  /**
+   * One attempt to open the backend (idempotent) and see it answer; false leaves it down, and
+   * `run` keeps retrying with backoff. The other workers never wait for this one.
+   */
+  open(): Promise<boolean>;
   /** Nothing claimed, in flight or waiting to be written, and the last claim found nothing due. */
   isIdle(): boolean;
   isUp(): boolean;
+  /** Up or down, the last error that put it down, and since when. */
+  health(): BackendHealth;
 };
 
 export type CreateWorkerParams = {
@@ -68,11 +76,15 @@ export type CreateWorkerParams = {
   policy: WorkerPolicy;
   /** The other backends, to copy content from when this one cannot fetch it. */
   peers: () => readonly Backend[];
+  /** Called whenever the backend goes down or comes back. */
+  onHealthChange?: () => void;
   now?: () => Date;
 };
 
 const FLUSH_BATCH = 256;
 const FLUSH_DELAY_MS = 15;
+/** One open attempt gives up after this; the backend's own open may still finish later. */
+const OPEN_TIMEOUT_MS = 15_000;
 
 export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   const { backend, db, metrics, policy } = params;
@@ -89,7 +101,10 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   let buffer: ClaimedRow[] = [];
   let completions: LedgerChange[] = [];
   let drained = false;
+  // Assumed up until an open or a probe fails (a caller may have opened the backend already).
   let up = true;
+  let lastError: string | null = null;
+  let since = now();
   let stopping = false;
   // Aborted when in-flight commands are abandoned at shutdown (after the grace period).
   const commands = new AbortController();
@@ -159,7 +174,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "pin", outcome: "error" });
       metrics.errors.inc({ ...label, op: "pin" });
-      if (!(await probe())) return recoverChange(row, error);
+      if (!(await probe(error))) return recoverChange(row, error);
       const source = await copyFromPeer(cid, signal);
       if (source) return decidePinned({ ...ids, copiedFrom: source });
       const change = decidePinFailure({ backendId: backend.id, row, error, at: now(), policy });
@@ -192,7 +207,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "unpin", outcome: "error" });
       metrics.errors.inc({ ...label, op: "unpin" });
-      if (!(await probe())) return recoverChange(row, error);
+      if (!(await probe(error))) return recoverChange(row, error);
       // Unpins are never given up: retried with backoff until done.
       return decideUnpinFailure({
         backendId: backend.id,
@@ -245,14 +260,50 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     return undefined;
   }
 
-  async function probe(): Promise<boolean> {
+  /** Marks the backend up or down; logs, the gauge and listeners hear only of changes. */
+  function setUp(next: boolean, error?: string): void {
+    metrics.backendUp.set(label, next ? 1 : 0);
+    if (!next) lastError = error ?? lastError;
+    if (next === up) return;
+    up = next;
+    since = now();
+    if (next) logger.info({ msg: "backend answers again: resuming its queue" });
+    else logger.warn({ msg: "backend unavailable: pausing its queue", err: lastError });
+    params.onHealthChange?.();
+  }
+
+  /** After a failed command: does the backend still answer? */
+  async function probe(error: unknown): Promise<boolean> {
     const alive = await backend.ping(commands.signal).catch(() => false);
-    if (!alive && up) {
-      up = false;
-      metrics.backendUp.set(label, 0);
-      logger.warn({ msg: "backend unavailable: pausing its queue" });
-    }
+    if (!alive) setUp(false, describeError(error));
     return alive;
+  }
+
+  /** Opens the backend (idempotent: cheap when already open) and probes it. */
+  async function open(signal?: AbortSignal): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        backend.open(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`open did not finish within ${OPEN_TIMEOUT_MS} ms`)),
+            OPEN_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      if (!(await backend.ping(signal))) {
+        setUp(false, "opened, but does not answer its liveness probe");
+        return false;
+      }
+      setUp(true);
+      return true;
+    } catch (error) {
+      setUp(false, describeError(error));
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async function flush(): Promise<void> {
@@ -302,7 +353,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   async function run(signal: AbortSignal): Promise<void> {
     let downSince = 0;
     let lastPoll = Date.now();
-    metrics.backendUp.set(label, 1);
+    metrics.backendUp.set(label, up ? 1 : 0);
     while (!signal.aborted) {
       try {
         if (!up) {
@@ -313,12 +364,11 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
           await flush();
           await nap(backoffDelayMs(downSince, downProbePolicy(policy.retry)), signal);
           if (signal.aborted) break;
-          if (await backend.ping(signal).catch(() => false)) {
-            up = true;
+          // Opening again (not just a probe): a backend that never opened needs it, and for
+          // one that did it is idempotent.
+          if (await open(signal)) {
             downSince = 0;
             drained = false;
-            metrics.backendUp.set(label, 1);
-            logger.info({ msg: "backend answers again: resuming its queue" });
           }
           continue;
         }
@@ -367,7 +417,9 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     backend,
     run,
     wake,
+    open: () => open(commands.signal),
     isIdle: () => drained && inflight.size === 0 && buffer.length === 0 && completions.length === 0,
     isUp: () => up,
+    health: () => ({ backendId: backend.id, label: backend.label, up, lastError, since }),
   };
 }
