@@ -14,8 +14,9 @@ import { ReconcilerStartupError } from "./errors.js";
 
 /**
  * The reconciler process: `npm run reconciler` (tsx reconciler/main.ts) or `quasar reconciler`.
- * Loads the configuration, migrates its schema, opens every backend (a bad connection string
- * stops start-up naming it), then steps every QUASAR_RECONCILE_INTERVAL and sweeps every
+ * Loads the configuration (a bad connection string stops start-up naming it), migrates its
+ * schema, opens every backend on its own (one that cannot be opened is down and retried with
+ * backoff; the others converge meanwhile), then steps every QUASAR_RECONCILE_INTERVAL and sweeps every
  * QUASAR_FULL_SWEEP_INTERVAL until `signal` aborts; then shuts down within a deadline.
  */
 export type RunReconcilerOptions = {
@@ -47,22 +48,9 @@ export async function runReconciler(
     maxConnections: 4 + backends.length * 2,
     applicationName: "quasar-reconciler",
   });
-  const opened: Backend[] = [];
   const cleanups: (() => Promise<unknown>)[] = [];
   try {
     await migrateToLatest(db, config.QUASAR_RECONCILER_SCHEMA);
-    for (const backend of backends) {
-      try {
-        await backend.open();
-      } catch (error) {
-        throw new ReconcilerStartupError(`cannot open backend ${backend.label}`, {
-          cause: error,
-          details: describeError(error),
-        });
-      }
-      opened.push(backend);
-      logger.info({ msg: "backend open", backend: backend.label, id: backend.id });
-    }
     const desiredStore = createDesiredStore({
       db,
       indexerSchema: config.QUASAR_INDEXER_SCHEMA,
@@ -80,15 +68,25 @@ export async function runReconciler(
     });
     let metricsPort: number | undefined;
     if (config.QUASAR_METRICS_PORT !== 0) {
-      const server = await serveMetrics(metrics, { port: config.QUASAR_METRICS_PORT });
+      const server = await serveMetrics(metrics, {
+        port: config.QUASAR_METRICS_PORT,
+        health: () => reconciler.health(),
+      });
       metricsPort = server.port;
       cleanups.push(() => server.close());
-      logger.info({ msg: "metrics served", port: server.port, path: "/metrics" });
+      logger.info({
+        msg: "metrics served",
+        port: server.port,
+        paths: ["/metrics", "/health", "/ready"],
+      });
     }
     if (signal.aborted) return;
     await reconciler.start();
     cleanups.push(() => reconciler.stop());
-    logger.info({ msg: "reconciler running", backends: backends.map((b) => b.label) });
+    logger.info({
+      msg: "reconciler running",
+      backends: reconciler.health().backends.map((b) => ({ backend: b.label, up: b.up })),
+    });
     options.onReady?.({ metricsPort, reconciler });
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
@@ -102,7 +100,8 @@ export async function runReconciler(
         logger.warn({ msg: "cleanup failed", err: describeError(error) }),
       );
     }
-    for (const backend of opened) {
+    // close() is idempotent, and safe on a backend that never opened.
+    for (const backend of backends) {
       await backend.close().catch((error: unknown) =>
         logger.warn({
           msg: "backend close failed",

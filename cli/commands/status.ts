@@ -3,6 +3,7 @@ import { sql } from "kysely";
 import { createPublicClient, http } from "viem";
 import type { ChainConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { readBackendHealth } from "@/db/backend-health.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { openDatabase, toJson } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
@@ -30,6 +31,8 @@ export type StatusReport = {
     /** Seconds the oldest pin still wanted but not pinned has waited; 0 when none. */
     lagSeconds: number;
   }[];
+  /** Each backend up or down as the reconciler last reported it; null when unreadable. */
+  backendHealth: BackendHealthLine[] | null;
   /** What could not be read (database down, reconciler never ran…). */
   problems: string[];
 };
@@ -137,7 +140,8 @@ export async function collectStatus(
         backends.push({ backendId: id, label, pinned: 0, queued: 0, failed: 0, lagSeconds: 0 });
       }
     }
-    return { chains, desired, backends, problems };
+    const backendHealth = await collectBackendHealth(db, schema, problems);
+    return { chains, desired, backends, backendHealth, problems };
   } finally {
     await db.destroy();
   }
@@ -180,8 +184,65 @@ export function formatStatus(report: StatusReport): string {
       ]),
     ),
   );
+  if (report.backendHealth) lines.push("", formatBackendHealth(report.backendHealth));
   for (const problem of report.problems) lines.push(`! ${problem}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** One backend's health as `quasar status` shows it. */
+export type BackendHealthLine = {
+  backendId: string;
+  /** Masked connection string. */
+  label: string;
+  /** "unknown" when the reconciler has not reported for a while (it is not running). */
+  state: "up" | "down" | "unknown";
+  /** Why it was last down; masked like every backend error (labels, never secrets). */
+  lastError: string | null;
+  /** Seconds since up/down last changed. */
+  forSeconds: number;
+  /** Seconds since the reconciler's last report. */
+  reportedSecondsAgo: number;
+};
+
+/** A report older than this means the reconciler is not running: the state is unknown. */
+const HEALTH_STALE_SECONDS = 60;
+
+/** Reads the reconciler's backend_health reports; a failure becomes a problem line. */
+async function collectBackendHealth(
+  db: ReturnType<typeof openDatabase>,
+  schema: string,
+  problems: string[],
+): Promise<BackendHealthLine[] | null> {
+  try {
+    const records = await readBackendHealth(db, schema);
+    if (records.length === 0) problems.push("backend health: the reconciler has not reported yet");
+    const reportedAt = Date.now();
+    return records.map((record) => ({
+      backendId: record.backendId,
+      label: record.label,
+      state: record.reportAgeSeconds > HEALTH_STALE_SECONDS ? "unknown" : record.up ? "up" : "down",
+      lastError: record.lastError,
+      forSeconds: Math.max(0, Math.round((reportedAt - record.since.getTime()) / 1_000)),
+      reportedSecondsAgo: record.reportAgeSeconds,
+    }));
+  } catch (error) {
+    problems.push(`backend health: ${describeError(error)}`);
+    return null;
+  }
+}
+
+export function formatBackendHealth(lines: readonly BackendHealthLine[]): string {
+  return formatTable(
+    ["BACKEND", "STATE", "FOR", "LAST ERROR"],
+    lines.map((line) => [
+      line.label,
+      line.state === "unknown"
+        ? `unknown (last report ${line.reportedSecondsAgo}s ago)`
+        : line.state,
+      `${line.forSeconds}s`,
+      line.lastError ?? "-",
+    ]),
+  );
 }
 
 export function registerStatusCommand(program: Command, _signal: AbortSignal): void {

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { recordBackendHealth } from "@/db/backend-health.js";
 import type { DesiredChange, DesiredStore } from "@/db/desired/index.js";
 import {
   applyChanges,
@@ -11,9 +12,24 @@ import {
   type LedgerTables,
   ledgerDb,
 } from "@/db/ledger/ledger.js";
-import { IN_FLIGHT_STATUSES, type PinEvent, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
+import { IN_FLIGHT_STATUSES, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
 import { queueDepths } from "@/db/ledger/queue.js";
 import { diffPins } from "../diff.js";
+import {
+  decideDesiredChange,
+  decideRecoverInFlight,
+  decideRelease,
+  decideSweepExtra,
+  decideSweepMissing,
+  mayHoldQuasarPin,
+  unwantedCids,
+} from "./decide-queue.js";
+import {
+  type BackendHealth,
+  decideReadiness,
+  requiredReplicas as decideRequiredReplicas,
+  type Readiness,
+} from "./decide-replicas.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -44,7 +60,10 @@ export type CreateReconcilerParams<Tables> = {
   common: ReconcilerCommon;
   /** Any kysely database over the shared Postgres; the engine scopes it to the reconciler schema. */
   db: Kysely<Tables>;
-  /** Opened by the caller. */
+  /**
+   * Opened by start(), each on its own (open is idempotent, so opened ones are fine too): one
+   * that cannot be opened is down and retried with backoff while the others converge.
+   */
   backends: readonly Backend[];
   desiredStore: DesiredStore;
   config: EngineConfig;
@@ -65,6 +84,8 @@ export type SweepReport = {
   ms: number;
 };
 export type DegradedCid = { cid: string; replicas: number; required: number };
+/** What the reconciler's /health and /ready answer, and what it records for `quasar status`. */
+export type ReconcilerHealth = Readiness & { backends: BackendHealth[] };
 
 export type Reconciler = {
   /** Re-drives commands left in flight by a crash, sweeps once, then runs the loops until stop(). */
@@ -81,11 +102,18 @@ export type Reconciler = {
   degradedCids(options?: { limit?: number }): Promise<DegradedCid[]>;
   /** Refreshes the gauges (desired, pins per status, queue depth, degraded, lag). */
   refreshMetrics(): Promise<void>;
+  /**
+   * Every backend up or down, and readiness: ready once started while at least
+   * QUASAR_MIN_REPLICAS backends (every one when 0) are up.
+   */
+  health(): ReconcilerHealth;
   readonly workers: readonly BackendWorker[];
 };
 
 const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
+/** How often backend health is recorded even when nothing changed, so a stale report shows. */
+const HEALTH_REPORT_MS = 10_000;
 
 export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>): Reconciler {
   const { common, config, desiredStore, backends } = params;
@@ -97,10 +125,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
   const backendIds = backends.map((b) => b.id);
-  const requiredReplicas =
-    config.QUASAR_MIN_REPLICAS === 0
-      ? backends.length
-      : Math.min(config.QUASAR_MIN_REPLICAS, backends.length);
+  const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
     concurrency: config.QUASAR_PIN_CONCURRENCY,
     inactivityTimeoutMs: config.QUASAR_PIN_INACTIVITY_TIMEOUT,
@@ -110,17 +135,53 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     pollMs: Math.min(config.QUASAR_RECONCILE_INTERVAL, 1_000),
     stopGraceMs: params.stopGraceMs ?? 10_000,
   };
-  const workers = backends.map((backend) =>
+  const workers: BackendWorker[] = backends.map((backend) =>
     createBackendWorker({
       backend,
       db,
       logger,
       metrics,
       policy: { ...policy, foreignPinCheck: !backend.exclusive },
-      peers: () => backends,
+      // A peer that is down cannot serve a copy (and one never opened must not be started here).
+      peers: () => workers.filter((w) => w.isUp()).map((w) => w.backend),
+      onHealthChange: () => void reportHealth(),
       now,
     }),
   );
+  let started = false;
+
+  function health(): ReconcilerHealth {
+    const states = workers.map((w) => w.health());
+    const readiness = decideReadiness(states, requiredReplicas);
+    const answer = started
+      ? readiness
+      : { ...readiness, ready: false, reason: "starting: backends not opened yet" };
+    metrics.ready.set(answer.ready ? 1 : 0);
+    return { ...answer, backends: states };
+  }
+
+  // One write at a time; a change during a write is written right after it.
+  let reporting: Promise<void> | undefined;
+  let reportAgain = false;
+  function reportHealth(): Promise<void> {
+    if (reporting) {
+      reportAgain = true;
+      return reporting;
+    }
+    reporting = (async () => {
+      do {
+        reportAgain = false;
+        const { backends: states } = health();
+        await recordBackendHealth(params.db, config.QUASAR_RECONCILER_SCHEMA, states).catch(
+          (error: unknown) =>
+            logger.warn({ msg: "could not record backend health", err: describeError(error) }),
+        );
+      } while (reportAgain);
+    })().finally(() => {
+      reporting = undefined;
+    });
+    return reporting;
+  }
 
   let lifecycle: AbortController | undefined;
   let loops: Promise<unknown>[] = [];
@@ -147,24 +208,13 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     return applied;
   }
 
-  function changesFor(change: DesiredChange): LedgerChange[] {
-    const reason = change.desired
-      ? `desired: ${[...new Set(change.reasons.map((r) => r.kind))].join(", ") || "reason unknown"}`
-      : "no longer desired";
-    return backends.map((backend) => ({
-      backendId: backend.id,
-      cid: change.cid,
-      event: change.desired ? "want" : "unwant",
-      log: { decision: change.desired ? "queue" : "unpin", reason, outcome: "ok" },
-    }));
-  }
+  const changesFor = (change: DesiredChange) => decideDesiredChange(change, backendIds);
 
   /** unwant for pins Quasar may hold, release (no command) for the others. */
   async function resolveUnwanted(changes: LedgerChange[]): Promise<LedgerChange[]> {
-    const unwanted = changes.filter((c) => c.event === "unwant");
-    if (unwanted.length === 0) return changes;
-    const owned = new Set<string>();
-    const cids = [...new Set(unwanted.map((c) => c.cid))];
+    const cids = unwantedCids(changes);
+    if (cids.length === 0) return changes;
+    const mayHold = new Set<string>();
     for (let i = 0; i < cids.length; i += 5_000) {
       const rows = await db
         .selectFrom("pin_ledger")
@@ -172,20 +222,9 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
         .where("cid", "=", sql<string>`any(${cids.slice(i, i + 5_000)}::text[])`)
         .execute();
       for (const row of rows)
-        if (row.owned || row.status === "pinning") owned.add(`${row.backend_id} ${row.cid}`);
+        if (mayHoldQuasarPin(row)) mayHold.add(`${row.backend_id} ${row.cid}`);
     }
-    return changes.map((c) => {
-      if (c.event !== "unwant" || owned.has(`${c.backendId} ${c.cid}`)) return c;
-      return {
-        ...c,
-        event: "release" as PinEvent,
-        log: {
-          decision: "skip_foreign",
-          reason: "no longer desired; not pinned by Quasar",
-          outcome: "ok" as const,
-        },
-      };
-    });
+    return decideRelease(changes, (backendId, cid) => mayHold.has(`${backendId} ${cid}`));
   }
 
   async function stepOnce(): Promise<StepReport> {
@@ -227,31 +266,9 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     for (let i = 0; i < toPin.length; i += 5_000) {
       const cids = toPin.slice(i, i + 5_000);
       const rows = await rowsOf(backend.id, cids);
-      const changes: LedgerChange[] = cids.map((cid) => {
-        const row = rows.get(cid);
-        if (row?.status === "pinned") {
-          return {
-            backendId: backend.id,
-            cid,
-            event: "lost",
-            log: {
-              decision: "requeue",
-              reason: "unexpectedly unpinned: missing from the backend",
-              outcome: "ok",
-            },
-          };
-        }
-        return {
-          backendId: backend.id,
-          cid,
-          event: "want",
-          log: {
-            decision: "queue",
-            reason: "desired, missing from the backend (sweep)",
-            outcome: "ok",
-          },
-        };
-      });
+      const changes = cids.map((cid) =>
+        decideSweepMissing({ backendId: backend.id, cid, row: rows.get(cid) }),
+      );
       requeued += await apply(changes);
     }
     for (let i = 0; i < toUnpin.length; i += 5_000) {
@@ -259,17 +276,13 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       const rows = await rowsOf(backend.id, cids);
       const changes: LedgerChange[] = [];
       for (const cid of cids) {
-        const row = rows.get(cid);
-        // Only pins Quasar created, unchanged since before this sweep began (an upload recorded
-        // meanwhile may not be in the desired set yet). Foreign pins are never touched.
-        if (!row?.owned || row.updated_at.getTime() >= startedAt.getTime()) continue;
-        if (!(WANTED_STATUSES as readonly string[]).includes(row.status)) continue;
-        changes.push({
+        const change = decideSweepExtra({
           backendId: backend.id,
           cid,
-          event: "unwant",
-          log: { decision: "unpin", reason: "not desired, still pinned (sweep)", outcome: "ok" },
+          row: rows.get(cid),
+          sweepStartedAt: startedAt,
         });
+        if (change) changes.push(change);
       }
       unwanted += await apply(changes);
     }
@@ -339,13 +352,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       .where("status", "in", [...IN_FLIGHT_STATUSES])
       .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
       .execute();
-    const changes: LedgerChange[] = rows.map((row) => ({
-      backendId: row.backend_id,
-      cid: row.cid,
-      event: "recover",
-      expect: row.status,
-      log: { decision: "recover", reason: "in flight when the reconciler stopped", outcome: "ok" },
-    }));
+    const changes = rows.map(decideRecoverInFlight);
     await apply(changes);
     if (rows.length > 0)
       logger.info({ msg: "re-driving commands left in flight", count: rows.length });
@@ -414,6 +421,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
     let lastMetrics = 0;
+    let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
     while (!signal.aborted) {
       try {
@@ -435,6 +443,10 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
               refreshing = undefined;
             });
         }
+        if (Date.now() - lastHealth >= HEALTH_REPORT_MS) {
+          lastHealth = Date.now();
+          void reportHealth();
+        }
       } catch (error) {
         if (signal.aborted) break;
         logger.error({
@@ -453,10 +465,21 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     sweepOnce,
     degradedCids,
     refreshMetrics,
+    health,
     async start() {
       if (lifecycle) return;
       lifecycle = new AbortController();
       const signal = lifecycle.signal;
+      // Each backend opens on its own: one that fails is down (its worker retries it with
+      // backoff) and the others go on.
+      const opened = await Promise.all(workers.map((worker) => worker.open()));
+      started = true;
+      for (const [i, ok] of opened.entries()) {
+        if (ok) continue;
+        const { label, lastError } = (workers[i] as BackendWorker).health();
+        logger.warn({ msg: "backend down at start: retrying it", backend: label, err: lastError });
+      }
+      await reportHealth();
       await recoverInFlight();
       loops = workers.map((worker) => worker.run(signal));
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
@@ -471,6 +494,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       lifecycle.abort(new Error("reconciler stopping"));
       await Promise.allSettled(loops);
       await serial.catch(() => {});
+      await reporting;
       lifecycle = undefined;
       loops = [];
     },

@@ -19,6 +19,8 @@ export type ReconcilerMetrics = {
   degraded: Gauge;
   /** 1 when the backend answers its probe. */
   backendUp: Gauge<"backend">;
+  /** 1 while at least QUASAR_MIN_REPLICAS backends are up. */
+  ready: Gauge;
   /** Final blocks of the event table not yet folded into the desired set, per chain. */
   lagBlocks: Gauge<"chain">;
   stepSeconds: Histogram;
@@ -70,6 +72,11 @@ export function createReconcilerMetrics(): ReconcilerMetrics {
       labelNames: ["backend"],
       registers,
     }),
+    ready: new Gauge({
+      name: "quasar_reconciler_ready",
+      help: "1 while enough backends are up to hold QUASAR_MIN_REPLICAS copies of each CID",
+      registers,
+    }),
     lagBlocks: new Gauge({
       name: "quasar_reconciler_lag_blocks",
       help: "Final blocks in the event table not yet folded into the desired set",
@@ -92,13 +99,28 @@ export function createReconcilerMetrics(): ReconcilerMetrics {
   };
 }
 
-/** Serves `GET /metrics` on `port` (0 picks a free one). Resolves once listening. */
+/** What `/health` and `/ready` answer (the engine's ReconcilerHealth). */
+export type HealthAnswer = { ready: boolean };
+
+/**
+ * Serves `GET /metrics` on `port` (0 picks a free one), and with `health`: `GET /health`
+ * (always 200, each backend up or down with its last error) and `GET /ready` (the same body,
+ * 503 while fewer than QUASAR_MIN_REPLICAS backends are up). Resolves once listening.
+ */
 export async function serveMetrics(
   metrics: ReconcilerMetrics,
-  options: { port: number; host?: string },
+  options: { port: number; host?: string; health?: () => HealthAnswer },
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
-    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+    const path = (req.url ?? "").split("?")[0];
+    const { health } = options;
+    if (req.method === "GET" && health && (path === "/health" || path === "/ready")) {
+      const answer = health();
+      const status = path === "/ready" && !answer.ready ? 503 : 200;
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(answer));
+      return;
+    }
+    if (req.method !== "GET" || path !== "/metrics") {
       res.writeHead(404).end("not found\n");
       return;
     }

@@ -2,10 +2,25 @@ import type { Kysely } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Logger } from "pino";
 import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { describeError, NonRetryableError } from "@/core/errors.js";
+import { describeError } from "@/core/errors.js";
 import { applyChanges, type LedgerChange, type LedgerTables } from "@/db/ledger/ledger.js";
 import { type ClaimedRow, claimWork, relaxCommit } from "@/db/ledger/queue.js";
 import { type BackoffPolicy, backoffDelayMs } from "./backoff.js";
+import {
+  decideAdoption,
+  decideDisown,
+  decideLatePinOwnership,
+  decidePinned,
+  decideUnpinned,
+  looksForForeignPin,
+} from "./decide-outcome.js";
+import type { BackendHealth } from "./decide-replicas.js";
+import {
+  decidePinFailure,
+  decideRecover,
+  decideUnpinFailure,
+  downProbePolicy,
+} from "./decide-retry.js";
 import { withInactivityTimeout } from "./inactivity.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 
@@ -40,9 +55,16 @@ export type BackendWorker = {
   run(signal: AbortSignal): Promise<void>;
   /** New work was queued: claim now rather than at the next poll. */
   wake(): void;
+  /**
+   * One attempt to open the backend (idempotent) and see it answer; false leaves it down, and
+   * `run` keeps retrying with backoff. The other workers never wait for this one.
+   */
+  open(): Promise<boolean>;
   /** Nothing claimed, in flight or waiting to be written, and the last claim found nothing due. */
   isIdle(): boolean;
   isUp(): boolean;
+  /** Up or down, the last error that put it down, and since when. */
+  health(): BackendHealth;
 };
 
 export type CreateWorkerParams = {
@@ -54,11 +76,15 @@ export type CreateWorkerParams = {
   policy: WorkerPolicy;
   /** The other backends, to copy content from when this one cannot fetch it. */
   peers: () => readonly Backend[];
+  /** Called whenever the backend goes down or comes back. */
+  onHealthChange?: () => void;
   now?: () => Date;
 };
 
 const FLUSH_BATCH = 256;
 const FLUSH_DELAY_MS = 15;
+/** One open attempt gives up after this; the backend's own open may still finish later. */
+const OPEN_TIMEOUT_MS = 15_000;
 
 export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   const { backend, db, metrics, policy } = params;
@@ -75,7 +101,10 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   let buffer: ClaimedRow[] = [];
   let completions: LedgerChange[] = [];
   let drained = false;
+  // Assumed up until an open or a probe fails (a caller may have opened the backend already).
   let up = true;
+  let lastError: string | null = null;
+  let since = now();
   let stopping = false;
   // Aborted when in-flight commands are abandoned at shutdown (after the grace period).
   const commands = new AbortController();
@@ -124,23 +153,14 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   async function pinRow(row: ClaimedRow): Promise<LedgerChange> {
     const cid = CID.parse(row.cid);
     const signal = commands.signal;
-    const base = { backendId: backend.id, cid: row.cid, expect: "pinning" as const };
+    const ids = { backendId: backend.id, cid: row.cid };
     try {
-      if (!row.owned && policy.foreignPinCheck) {
-        const existing = await backend.getPin(cid, { signal });
-        if (existing && existing.name !== QUASAR_PIN_NAME) {
+      if (looksForForeignPin(row, policy.foreignPinCheck)) {
+        const adopted = decideAdoption({ ...ids, found: await backend.getPin(cid, { signal }) });
+        if (adopted) {
           metrics.operations.inc({ ...label, op: "adopt", outcome: "ok" });
           logger.info({ msg: "foreign pin adopted: never unpinned", cid: row.cid });
-          return {
-            ...base,
-            event: "adopt",
-            set: { owned: false, attempts: 0, last_error: null },
-            log: {
-              decision: "adopt",
-              reason: "already pinned on the backend, not by Quasar",
-              outcome: "ok",
-            },
-          };
+          return adopted;
         }
       }
       await withInactivityTimeout(
@@ -149,142 +169,58 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
         { timeoutMs: policy.inactivityTimeoutMs, signal },
       );
       metrics.operations.inc({ ...label, op: "pin", outcome: "ok" });
-      return pinned(row, "pin", "desired");
+      return decidePinned(ids);
     } catch (error) {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "pin", outcome: "error" });
       metrics.errors.inc({ ...label, op: "pin" });
-      if (!(await probe())) return recoverChange(row, error);
+      if (!(await probe(error))) return recoverChange(row, error);
       const source = await copyFromPeer(cid, signal);
-      if (source) return pinned(row, "copy", `fetched as a CAR from ${source}`);
-      const attempts = row.attempts + 1;
-      const at = now();
-      const lastError = describeError(error);
-      const pastDeadline = row.deadline_at !== null && at.getTime() >= row.deadline_at.getTime();
-      if (error instanceof NonRetryableError || pastDeadline || row.status === "failed") {
-        logger.warn({ msg: "pin failed: retried slowly", cid: row.cid, err: lastError, attempts });
-        return {
-          ...base,
-          event: "pin_give_up",
-          set: {
-            attempts,
-            last_error: lastError,
-            next_attempt_at: new Date(at.getTime() + policy.failedRetryIntervalMs),
-          },
-          log: {
-            decision: "mark_failed",
-            reason: pastDeadline ? "deadline passed" : "the backend refused the pin",
-            outcome: "error",
-            error: lastError,
-          },
-        };
-      }
-      logger.info({ msg: "pin failed: will retry", cid: row.cid, err: lastError, attempts });
-      return {
-        ...base,
-        event: "pin_error",
-        set: {
-          attempts,
-          last_error: lastError,
-          next_attempt_at: new Date(at.getTime() + backoffDelayMs(attempts, policy.retry)),
-        },
-        log: { decision: "pin", reason: `attempt ${attempts}`, outcome: "error", error: lastError },
-      };
+      if (source) return decidePinned({ ...ids, copiedFrom: source });
+      const change = decidePinFailure({ backendId: backend.id, row, error, at: now(), policy });
+      const log = { cid: row.cid, err: change.set?.last_error, attempts: change.set?.attempts };
+      if (change.event === "pin_give_up")
+        logger.warn({ msg: "pin failed: retried slowly", ...log });
+      else logger.info({ msg: "pin failed: will retry", ...log });
+      return change;
     }
-  }
-
-  function pinned(row: ClaimedRow, decision: "pin" | "copy", reason: string): LedgerChange {
-    return {
-      backendId: backend.id,
-      cid: row.cid,
-      expect: "pinning",
-      event: "pin_ok",
-      set: { owned: true, attempts: 0, last_error: null },
-      log: { decision, reason, outcome: "ok" },
-    };
   }
 
   async function unpinRow(row: ClaimedRow): Promise<LedgerChange> {
     const cid = CID.parse(row.cid);
     const signal = commands.signal;
+    const ids = { backendId: backend.id, cid: row.cid };
     try {
-      // A daemon keeps one pin per CID: whoever pins it again after Quasar did shares that
-      // pin, and unpinning would take it from them. Their pin carries their name (or none).
+      // Pin names tell whether someone pinned it again only where the backend stores them.
       if (policy.foreignPinCheck && (await backend.storesPinNames({ signal }))) {
-        const existing = await backend.getPin(cid, { signal });
-        if (existing !== undefined && existing.name !== QUASAR_PIN_NAME) {
+        const disowned = decideDisown({ ...ids, found: await backend.getPin(cid, { signal }) });
+        if (disowned) {
           metrics.operations.inc({ ...label, op: "disown", outcome: "ok" });
           logger.info({ msg: "pinned again by someone else: left in place", cid: row.cid });
-          return {
-            backendId: backend.id,
-            cid: row.cid,
-            expect: "unpinning",
-            event: "disown",
-            set: { owned: false, attempts: 0, last_error: null },
-            log: {
-              decision: "skip_foreign",
-              reason: `pinned again since Quasar pinned it (name ${JSON.stringify(existing.name ?? "")}): left in place`,
-              outcome: "ok",
-            },
-          };
+          return disowned;
         }
       }
       await backend.unpin(cid, { signal });
       metrics.operations.inc({ ...label, op: "unpin", outcome: "ok" });
-      return {
-        backendId: backend.id,
-        cid: row.cid,
-        expect: "unpinning",
-        event: "unpin_ok",
-        log: { decision: "unpin", reason: "no longer desired", outcome: "ok" },
-      };
+      return decideUnpinned(ids);
     } catch (error) {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "unpin", outcome: "error" });
       metrics.errors.inc({ ...label, op: "unpin" });
-      if (!(await probe())) return recoverChange(row, error);
+      if (!(await probe(error))) return recoverChange(row, error);
       // Unpins are never given up: retried with backoff until done.
-      const attempts = row.attempts + 1;
-      const lastError = describeError(error);
-      return {
+      return decideUnpinFailure({
         backendId: backend.id,
-        cid: row.cid,
-        expect: "unpinning",
-        event: "unpin_error",
-        set: {
-          attempts,
-          last_error: lastError,
-          next_attempt_at: new Date(now().getTime() + backoffDelayMs(attempts, policy.retry)),
-        },
-        log: {
-          decision: "unpin",
-          reason: `attempt ${attempts}`,
-          outcome: "error",
-          error: lastError,
-        },
-      };
+        row,
+        error,
+        at: now(),
+        retry: policy.retry,
+      });
     }
   }
 
-  /** Back to its queue without counting an attempt: the command was abandoned, not refused. */
   function recoverChange(row: ClaimedRow, error: unknown): LedgerChange {
-    return {
-      backendId: backend.id,
-      cid: row.cid,
-      expect: row.status,
-      event: "recover",
-      set: { last_error: describeError(error) },
-      log: {
-        decision: "recover",
-        reason: stopping
-          ? "abandoned at shutdown"
-          : up
-            ? "command interrupted"
-            : "backend unavailable",
-        outcome: "error",
-        error: describeError(error),
-      },
-    };
+    return decideRecover({ backendId: backend.id, row, error, stopping, up });
   }
 
   /** Copies `cid` from a peer that holds it pinned (the whole DAG) as a CAR. */
@@ -324,14 +260,50 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     return undefined;
   }
 
-  async function probe(): Promise<boolean> {
+  /** Marks the backend up or down; logs, the gauge and listeners hear only of changes. */
+  function setUp(next: boolean, error?: string): void {
+    metrics.backendUp.set(label, next ? 1 : 0);
+    if (!next) lastError = error ?? lastError;
+    if (next === up) return;
+    up = next;
+    since = now();
+    if (next) logger.info({ msg: "backend answers again: resuming its queue" });
+    else logger.warn({ msg: "backend unavailable: pausing its queue", err: lastError });
+    params.onHealthChange?.();
+  }
+
+  /** After a failed command: does the backend still answer? */
+  async function probe(error: unknown): Promise<boolean> {
     const alive = await backend.ping(commands.signal).catch(() => false);
-    if (!alive && up) {
-      up = false;
-      metrics.backendUp.set(label, 0);
-      logger.warn({ msg: "backend unavailable: pausing its queue" });
-    }
+    if (!alive) setUp(false, describeError(error));
     return alive;
+  }
+
+  /** Opens the backend (idempotent: cheap when already open) and probes it. */
+  async function open(signal?: AbortSignal): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        backend.open(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`open did not finish within ${OPEN_TIMEOUT_MS} ms`)),
+            OPEN_TIMEOUT_MS,
+          );
+        }),
+      ]);
+      if (!(await backend.ping(signal))) {
+        setUp(false, "opened, but does not answer its liveness probe");
+        return false;
+      }
+      setUp(true);
+      return true;
+    } catch (error) {
+      setUp(false, describeError(error));
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async function flush(): Promise<void> {
@@ -345,24 +317,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
       });
       // A pin that landed after its CID was unwanted mid-flight is still Quasar's: record the
       // ownership so the queued unpin is allowed to remove it.
-      const notes: LedgerChange[] = [];
-      results.forEach((result, i) => {
-        const change = batch[i] as LedgerChange;
-        if (
-          !result.applied &&
-          result.why === "stale" &&
-          change.event === "pin_ok" &&
-          result.from === "unpin_queued"
-        ) {
-          notes.push({
-            backendId: change.backendId,
-            cid: change.cid,
-            event: "unwant",
-            expect: "unpin_queued",
-            set: { owned: true },
-          });
-        }
-      });
+      const notes = decideLatePinOwnership(batch, results);
       if (notes.length > 0) {
         await db
           .transaction()
@@ -398,7 +353,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   async function run(signal: AbortSignal): Promise<void> {
     let downSince = 0;
     let lastPoll = Date.now();
-    metrics.backendUp.set(label, 1);
+    metrics.backendUp.set(label, up ? 1 : 0);
     while (!signal.aborted) {
       try {
         if (!up) {
@@ -407,20 +362,13 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
           for (const row of buffer) complete(recoverChange(row, new Error("backend unavailable")));
           buffer = [];
           await flush();
-          await nap(
-            backoffDelayMs(downSince, {
-              baseMs: Math.min(policy.retry.baseMs, 1_000),
-              maxMs: Math.min(policy.retry.maxMs, 30_000),
-            }),
-            signal,
-          );
+          await nap(backoffDelayMs(downSince, downProbePolicy(policy.retry)), signal);
           if (signal.aborted) break;
-          if (await backend.ping(signal).catch(() => false)) {
-            up = true;
+          // Opening again (not just a probe): a backend that never opened needs it, and for
+          // one that did it is idempotent.
+          if (await open(signal)) {
             downSince = 0;
             drained = false;
-            metrics.backendUp.set(label, 1);
-            logger.info({ msg: "backend answers again: resuming its queue" });
           }
           continue;
         }
@@ -469,7 +417,9 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     backend,
     run,
     wake,
+    open: () => open(commands.signal),
     isIdle: () => drained && inflight.size === 0 && buffer.length === 0 && completions.length === 0,
     isUp: () => up,
+    health: () => ({ backendId: backend.id, label: backend.label, up, lastError, since }),
   };
 }

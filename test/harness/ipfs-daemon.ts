@@ -49,15 +49,19 @@ export type IpfsDaemon = {
 
 type Running = Tethered & { exited: Promise<unknown> };
 
-/** Initialises a fresh repo (`--profile test`), makes it offline and local, and starts the daemon. */
-export async function startIpfsDaemon(): Promise<IpfsDaemon> {
+/**
+ * Initialises a fresh repo (`--profile test`), makes it offline and local, and starts the
+ * daemon, on `options.port` when given (a test that starts it late, where something already
+ * expects it), else on a free port.
+ */
+export async function startIpfsDaemon(options: { port?: number } = {}): Promise<IpfsDaemon> {
   const repoPath = await mkdtemp(join(tmpdir(), "quasar-jsipfs-"));
   const env = { ...process.env, IPFS_PATH: repoPath, IPFS_MONITORING: "" };
   await promisify(execFile)(process.execPath, [JSIPFS, "init", "--profile", "test"], {
     env,
     timeout: 60_000,
   });
-  let port = await getPort({ host: "127.0.0.1" });
+  let port = options.port ?? (await getPort({ host: "127.0.0.1" }));
   await configure(repoPath, port);
   let current: Running | undefined;
 
@@ -134,7 +138,7 @@ export async function startIpfsDaemon(): Promise<IpfsDaemon> {
       await start();
       break;
     } catch (error) {
-      if (attempt >= 2) {
+      if (attempt >= 2 || options.port !== undefined) {
         await rm(repoPath, { recursive: true, force: true });
         throw error;
       }
