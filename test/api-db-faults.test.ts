@@ -1,13 +1,11 @@
 /**
  * The API process (runApi: the real server, pool, store and an embedded helia backend)
- * while its PostgreSQL stops answering. The shared test server cannot be frozen (other
- * suites use it), so the API reaches it through a TCP proxy in this process that can stop
- * forwarding: to the API that is exactly a frozen server (connections open, no bytes back),
- * a real network fault rather than a mock.
+ * while its PostgreSQL is down or stops answering. The shared test server cannot be frozen
+ * (other suites use it), so the API reaches it through a TCP proxy in this process that can
+ * stop forwarding (test/harness/freezable-proxy.ts): to the API that is exactly a frozen
+ * server (connections open, no bytes back), a real network fault rather than a mock.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
@@ -20,67 +18,8 @@ import { type RunningApi, runApi } from "@/api/main.js";
 import { parseBackends } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
+import { type FreezableProxy, startProxy } from "./harness/freezable-proxy.js";
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from "./harness/postgres.js";
-
-type FreezableProxy = {
-  port: number;
-  /** Stop forwarding: a frozen server. */
-  freeze(): void;
-  thaw(): void;
-  /** Drop every connection and refuse new ones until thawed: a server that is down. */
-  cut(): void;
-  close(): Promise<void>;
-};
-
-/** Forwards TCP to `target`; while frozen it holds every byte (both ways) and forwards nothing. */
-async function startProxy(target: { host: string; port: number }): Promise<FreezableProxy> {
-  let frozen = false;
-  let down = false;
-  const held: [Socket, Buffer][] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const upstream = connect(target.port, target.host);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-    }
-    const forward = (from: Socket, to: Socket) => {
-      from.on("data", (chunk: Buffer) => {
-        if (frozen) held.push([to, chunk]);
-        else to.write(chunk);
-      });
-      from.on("error", () => to.destroy());
-      from.on("close", () => to.destroy());
-    };
-    forward(client, upstream);
-    forward(upstream, client);
-  });
-  server.listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    freeze() {
-      frozen = true;
-    },
-    cut() {
-      down = true;
-      for (const socket of sockets) socket.destroy();
-    },
-    thaw() {
-      frozen = false;
-      down = false;
-      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const started = performance.now();
