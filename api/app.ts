@@ -6,7 +6,8 @@ import { cors } from "hono/cors";
 import { routePath } from "hono/route";
 import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
-import type { QuasarConfig } from "@/core/config/schema.js";
+import { ConfigError } from "@/core/config/errors.js";
+import { publicUrlProblem, type QuasarConfig } from "@/core/config/schema.js";
 import { createAdminGuard, createApiKeyring } from "./auth.js";
 import type { ApiCommon, ApiEnv } from "./context.js";
 import { createErrorHandler, errorResponse } from "./error-format.js";
@@ -20,6 +21,7 @@ import { registerOpsRoutes } from "./routes/ops.js";
 import { registerPinRoutes } from "./routes/pins.js";
 import { registerQuasarRoutes } from "./routes/quasar.js";
 import type { ApiApp } from "./routes/shared.js";
+import { createUploadSlots } from "./upload-slots.js";
 
 /** Everything the HTTP API needs; nothing is read from the environment or globals. */
 export type CreateAppOptions = {
@@ -55,6 +57,8 @@ export type CreateAppOptions = {
  */
 export function createApp(options: CreateAppOptions): ApiApp {
   const { config, logger } = options;
+  const publicUrl = publicUrlProblem(config);
+  if (publicUrl) throw new ConfigError([{ setting: "QUASAR_PUBLIC_URL", message: publicUrl }]);
   const common: ApiCommon = {
     config,
     backends: options.backends,
@@ -112,10 +116,13 @@ export function createApp(options: CreateAppOptions): ApiApp {
     }),
   );
 
+  const clientOf = (c: Context<ApiEnv>) => {
+    const keyId = common.keyring.identify(c.req.header("authorization"));
+    return keyId ? `key:${keyId}` : `ip:${clientAddress(c) ?? "unknown"}`;
+  };
   const limit = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
     if (c.req.method === "OPTIONS") return next();
-    const keyId = common.keyring.identify(c.req.header("authorization"));
-    const client = keyId ? `key:${keyId}` : `ip:${clientAddress(c) ?? "unknown"}`;
+    const client = clientOf(c);
     const decision = await common.rateLimiter.take(client, common.now());
     if (!decision.allowed) {
       common.metrics.rateLimited.inc();
@@ -125,6 +132,18 @@ export function createApp(options: CreateAppOptions): ApiApp {
   };
   app.use("/api/*", limit);
   app.use("/kubo/*", limit);
+
+  const uploadSlots = createUploadSlots(config.QUASAR_MAX_UPLOADS_PER_CLIENT);
+  const oneSlot = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
+    if (c.req.method !== "POST") return next();
+    const release = uploadSlots.acquire(clientOf(c));
+    try {
+      await next();
+    } finally {
+      release();
+    }
+  };
+  for (const path of UPLOAD_PATHS) app.use(path, oneSlot);
 
   registerOpsRoutes(app, common);
   registerQuasarRoutes(app, common);
@@ -138,6 +157,14 @@ export function createApp(options: CreateAppOptions): ApiApp {
   app.onError(createErrorHandler(logger));
   return app;
 }
+
+/** Routes that take an upload body: each holds one of its client's upload slots while it runs. */
+const UPLOAD_PATHS = [
+  "/api/v0/add",
+  "/api/v0/dag/put",
+  "/kubo/api/v0/add",
+  "/kubo/api/v0/dag/put",
+] as const;
 
 function socketAddress(c: Context<ApiEnv>): string | undefined {
   try {

@@ -1,4 +1,4 @@
-import { InvalidJsonError, PayloadTooLargeError } from "./errors.js";
+import { BodyIdleTimeoutError, InvalidJsonError, PayloadTooLargeError } from "./errors.js";
 
 /**
  * Reading request bodies without trusting them: every byte is counted, and the limit is
@@ -9,13 +9,18 @@ import { InvalidJsonError, PayloadTooLargeError } from "./errors.js";
 /**
  * Iterates a request body, throwing PayloadTooLargeError as soon as more than `maxBytes`
  * arrived. A declared Content-Length over the limit is refused before reading anything.
- * Cancels the underlying stream when the consumer stops early or the limit is crossed, so
+ * With `idleTimeoutMs`, a body that sends nothing for that long is cut off with
+ * BodyIdleTimeoutError (408): a client trickling a byte now and then, or none, must not hold
+ * a connection and an upload slot for the whole request timeout. The clock runs only while
+ * we wait for the client, never while the consumer (the backend) is busy.
+ * Cancels the underlying stream when the consumer stops early or a limit is crossed, so
  * the server stops pulling bytes from the socket.
  */
 export async function* readLimited(
   request: Request,
   maxBytes: number,
   signal?: AbortSignal,
+  idleTimeoutMs?: number,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const declared = request.headers.get("content-length");
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
@@ -29,7 +34,7 @@ export async function* readLimited(
   try {
     for (;;) {
       signal?.throwIfAborted();
-      const { done, value } = await reader.read();
+      const { done, value } = await readWithin(reader, idleTimeoutMs);
       if (done) {
         finished = true;
         return;
@@ -44,15 +49,33 @@ export async function* readLimited(
   }
 }
 
+/** One read, failing with BodyIdleTimeoutError when nothing arrives within `idleTimeoutMs`. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  idleTimeoutMs: number | undefined,
+): Promise<Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>> {
+  if (idleTimeoutMs === undefined || idleTimeoutMs <= 0) return reader.read();
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BodyIdleTimeoutError(idleTimeoutMs)), idleTimeoutMs);
+  });
+  try {
+    return await Promise.race([reader.read(), idle]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reads a whole body of at most `maxBytes` into one array (for small JSON documents only). */
 export async function readAllLimited(
   request: Request,
   maxBytes: number,
   signal?: AbortSignal,
+  idleTimeoutMs?: number,
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let length = 0;
-  for await (const chunk of readLimited(request, maxBytes, signal)) {
+  for await (const chunk of readLimited(request, maxBytes, signal, idleTimeoutMs)) {
     chunks.push(chunk);
     length += chunk.byteLength;
   }

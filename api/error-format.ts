@@ -1,7 +1,14 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
-import { type ApiErrorReason, isHttpFailure, RateLimitedError } from "./errors.js";
+import { describeError } from "@/core/errors.js";
+import { isDatabaseUnavailable } from "@/db/connect.js";
+import {
+  type ApiErrorReason,
+  ClientClosedError,
+  isHttpFailure,
+  UnavailableError,
+} from "./errors.js";
 
 /**
  * One place decides how an error looks on the wire. Two formats, chosen by mount point:
@@ -43,9 +50,37 @@ export function errorResponse(
   });
 }
 
+/**
+ * Turns what escaped a handler into an API error, once for every route: a client that went
+ * away is a 499 whatever the handler threw on its way out (a cut stream, a backend abort);
+ * a database that cannot be reached, is frozen or shuts down is 503, never a bare 500.
+ */
+function classify(error: Error, c: Context): Error {
+  if (c.req.raw.signal?.aborted && !(error instanceof ClientClosedError)) {
+    return new ClientClosedError(error);
+  }
+  if (!isHttpFailure(error) && isDatabaseUnavailable(error)) {
+    return new UnavailableError("DATABASE_UNAVAILABLE", "the database is unavailable", {
+      details: "retry later",
+      cause: error,
+    });
+  }
+  return error;
+}
+
 /** The app's one onError. */
 export function createErrorHandler(logger: Logger) {
-  return (error: Error, c: Context): Response => {
+  return (thrown: Error, c: Context): Response => {
+    const error = classify(thrown, c);
+    if (error instanceof ClientClosedError) {
+      // Not the server's failure: an info line, and the 499 keeps it out of the 5xx counts.
+      logger.info({
+        msg: "client closed the request",
+        path: c.req.path,
+        err: describeError(error.cause),
+      });
+      return errorResponse(c, error.status, error.reason, error.shortMessage, error.details);
+    }
     if (isHttpFailure(error)) {
       const response = errorResponse(
         c,
@@ -54,9 +89,10 @@ export function createErrorHandler(logger: Logger) {
         error.shortMessage,
         error.details,
       );
-      if (error instanceof RateLimitedError) {
+      if ("retryAfterSeconds" in error && typeof error.retryAfterSeconds === "number") {
         response.headers.set("retry-after", String(error.retryAfterSeconds));
       }
+      if (error.status === 408) response.headers.set("connection", "close");
       if (error.status >= 500) {
         logger.warn({
           msg: "request failed",

@@ -25,7 +25,11 @@ export const API_ERROR_REASONS = [
   "NOT_FOUND",
   "METHOD_NOT_ALLOWED",
   "RATE_LIMITED",
+  "TOO_MANY_UPLOADS",
+  "REQUEST_TIMEOUT",
+  "CLIENT_CLOSED_REQUEST",
   "BACKEND_UNAVAILABLE",
+  "DATABASE_UNAVAILABLE",
   "STORAGE_FAILED",
   "INTERNAL_ERROR",
 ] as const;
@@ -43,7 +47,7 @@ export interface HttpFailure {
 export class ClientError extends NonRetryableError implements HttpFailure {
   override name = "ClientError";
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 413 | 415 | 429,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 429 | 499,
     readonly reason: ApiErrorReason,
     shortMessage: string,
     options: { details?: string; cause?: unknown } = {},
@@ -132,12 +136,44 @@ export class RateLimitedError extends ClientError {
   }
 }
 
+/** Too many uploads from one client at once (QUASAR_MAX_UPLOADS_PER_CLIENT); answered with Retry-After. */
+export class TooManyUploadsError extends ClientError {
+  override name = "TooManyUploadsError";
+  readonly retryAfterSeconds = 1;
+  constructor(readonly limit: number) {
+    super(429, "TOO_MANY_UPLOADS", "too many uploads at once", {
+      details: `at most ${limit} uploads at once per client; retry when one has finished`,
+    });
+  }
+}
+
+/** The request body stopped arriving for longer than QUASAR_BODY_IDLE_TIMEOUT. */
+export class BodyIdleTimeoutError extends ClientError {
+  override name = "BodyIdleTimeoutError";
+  constructor(readonly idleMs: number) {
+    super(408, "REQUEST_TIMEOUT", "the request body stopped arriving", {
+      details: `no bytes for ${idleMs} ms; the body was cut off`,
+    });
+  }
+}
+
+/**
+ * The client closed the connection before the answer (nginx's 499). Nobody reads the answer;
+ * it exists so logs and metrics count the abort apart from the server's own failures.
+ */
+export class ClientClosedError extends ClientError {
+  override name = "ClientClosedError";
+  constructor(cause?: unknown) {
+    super(499, "CLIENT_CLOSED_REQUEST", "the client closed the request", { cause });
+  }
+}
+
 /** A backend or the database failed in a way that may pass (503). */
 export class UnavailableError extends RetryableError implements HttpFailure {
   override name = "UnavailableError";
   readonly status = 503;
   constructor(
-    readonly reason: "BACKEND_UNAVAILABLE" | "STORAGE_FAILED",
+    readonly reason: "BACKEND_UNAVAILABLE" | "STORAGE_FAILED" | "DATABASE_UNAVAILABLE",
     shortMessage: string,
     options: { details?: string; cause?: unknown } = {},
   ) {

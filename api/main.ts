@@ -55,6 +55,8 @@ export async function runApi(
     databaseUrl: config.DATABASE_URL,
     maxConnections: 10,
     applicationName: "quasar-api",
+    statementTimeoutMs: config.QUASAR_DB_STATEMENT_TIMEOUT,
+    acquireTimeoutMs: config.QUASAR_DB_ACQUIRE_TIMEOUT,
   });
   const backends: Backend[] = [];
   const cleanup = async () => {

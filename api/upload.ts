@@ -5,7 +5,14 @@ import { describeError } from "@/core/errors.js";
 import { readLimited } from "./body.js";
 import { scrub } from "./content.js";
 import type { ApiCommon } from "./context.js";
-import { ClientError, InvalidArgumentError, MissingFileError, UnavailableError } from "./errors.js";
+import { findUnrepresentable } from "./dag-value.js";
+import {
+  ClientClosedError,
+  ClientError,
+  InvalidArgumentError,
+  MissingFileError,
+  UnavailableError,
+} from "./errors.js";
 import { multipartBoundary, parseMultipart } from "./multipart.js";
 import type { UploadRecordOutcome } from "./ports.js";
 
@@ -72,7 +79,12 @@ export async function addMultipartUpload(
   options: { fields: readonly string[]; uploader: string; signal: AbortSignal },
 ): Promise<StoredUpload> {
   const boundary = multipartBoundary(request.headers.get("content-type") ?? undefined);
-  const source = readLimited(request, common.config.QUASAR_MAX_UPLOAD_BYTES, options.signal);
+  const source = readLimited(
+    request,
+    common.config.QUASAR_MAX_UPLOAD_BYTES,
+    options.signal,
+    common.config.QUASAR_BODY_IDLE_TIMEOUT,
+  );
   const parts = parseMultipart(source, boundary);
   const backend = uploadBackend(common);
 
@@ -123,6 +135,13 @@ export async function putDagUpload(
   value: unknown,
   options: { codec: "dag-cbor" | "dag-json"; uploader: string; signal: AbortSignal; size: number },
 ): Promise<StoredUpload> {
+  const unrepresentable = findUnrepresentable(value);
+  if (unrepresentable) {
+    common.metrics.uploads.inc({ kind: "dag", outcome: "rejected" });
+    throw new InvalidArgumentError(
+      `the value at ${unrepresentable.path || "/"} cannot be stored as ${options.codec}: ${unrepresentable.problem}`,
+    );
+  }
   const backend = uploadBackend(common);
   const stored = await storeOnBackend(
     common,
@@ -166,6 +185,11 @@ async function storeOnBackend(
     stop();
     return stored;
   } catch (error) {
+    if (signal.aborted) {
+      // The client went away mid-body: its fault, not the backend's; nothing was pinned.
+      common.metrics.uploads.inc({ kind, outcome: "aborted" });
+      throw new ClientClosedError(error);
+    }
     const clientError =
       findClientError(error) ??
       (error instanceof InvalidDagValueError

@@ -8,6 +8,8 @@ export function openDatabase(config: QuasarConfig, applicationName: string) {
     databaseUrl: config.DATABASE_URL,
     maxConnections: 2,
     applicationName,
+    statementTimeoutMs: config.QUASAR_DB_STATEMENT_TIMEOUT,
+    acquireTimeoutMs: config.QUASAR_DB_ACQUIRE_TIMEOUT,
   });
 }
 

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -8,7 +8,11 @@ import { join } from "node:path";
  * `quasar contracts` and `quasar audit` run from another terminal find it. Written by
  * `quasar dev`, removed when it stops; read by those commands *under* the environment (the
  * environment wins). `config check` ignores it: it checks what `quasar start` would use.
- * Holds no secret: the embedded database trusts local connections only.
+ *
+ * It may hold a secret: DATABASE_URL as given, password included, when `quasar dev` runs on
+ * a database of yours (the embedded one trusts local connections and has none). The other
+ * commands need it to connect, so it is kept, readable by its owner only (0600, enforced on
+ * every write), and said so in the file's first lines. Nothing prints it unmasked.
  */
 export const DEV_DIR = ".quasar";
 export const DEV_ENV_FILE = "dev.env";
@@ -43,11 +47,14 @@ export async function writeDevEnv(cwd: string, values: Record<string, string>): 
   await mkdir(join(cwd, DEV_DIR), { recursive: true });
   const body = [
     "# Written by `quasar dev` while it runs; other quasar commands in this directory read it.",
+    "# May hold a secret (the password in DATABASE_URL): keep it private (mode 0600), never commit it.",
     ...Object.entries(values).map(([key, value]) => `${key}=${value}`),
     "",
   ].join("\n");
   const path = devEnvPath(cwd);
   await writeFile(`${path}.tmp`, body, { mode: 0o600 });
+  // `mode` applies only when the file is created: a leftover .tmp keeps its old mode.
+  await chmod(`${path}.tmp`, 0o600);
   await rename(`${path}.tmp`, path);
 }
 

@@ -1,6 +1,11 @@
 import { type Command, Option } from "commander";
 import { type Environment, loadConfig } from "@/core/config/load.js";
-import { configSchema, type QuasarConfig, type SettingName } from "@/core/config/schema.js";
+import {
+  configSchema,
+  EMPTY_MEANS_NONE,
+  type QuasarConfig,
+  type SettingName,
+} from "@/core/config/schema.js";
 
 /**
  * Where each setting comes from when the CLI starts something: a flag beats the
@@ -119,7 +124,7 @@ export function resolveSettings(env: Environment, flags: SettingFlags = {}): Res
       merged[name] = flag;
       sources[name] = "flag";
       raw[name] = flag;
-    } else if (fromEnv !== undefined && fromEnv !== "") {
+    } else if (fromEnv !== undefined && (fromEnv !== "" || EMPTY_MEANS_NONE.has(name))) {
       sources[name] = "env";
       raw[name] = fromEnv;
     } else {

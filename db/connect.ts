@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
 import pg from "pg";
 
 // int8 comes back as a string by default; block numbers and sizes are bigint here. Set per
@@ -12,23 +12,130 @@ const types = {
   },
 } as pg.CustomTypesConfig;
 
+/** QUASAR_DB_STATEMENT_TIMEOUT's default: no statement of Quasar's runs this long when healthy. */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+/** QUASAR_DB_ACQUIRE_TIMEOUT's default: waiting for a pooled connection or a new one. */
+export const DEFAULT_ACQUIRE_TIMEOUT_MS = 5_000;
+/**
+ * The client-side deadline is the server's plus this margin: a live server cancels the
+ * statement itself first (57014); only a server that stopped answering (frozen, partitioned)
+ * leaves it to the client.
+ */
+const CLIENT_DEADLINE_MARGIN_MS = 1_000;
+
 export type ConnectOptions = {
   databaseUrl: string;
   /** Pool size; each process needs only a few connections. */
   maxConnections?: number;
   /** Shown in pg_stat_activity, so an operator can tell Quasar's processes apart. */
   applicationName?: string;
+  /**
+   * Longest a statement may run (QUASAR_DB_STATEMENT_TIMEOUT). Postgres cancels it at this
+   * deadline; if the server does not answer at all, the client gives up a second later and
+   * throws away the connection.
+   */
+  statementTimeoutMs?: number;
+  /** Longest wait for a connection, pooled or new (QUASAR_DB_ACQUIRE_TIMEOUT). */
+  acquireTimeoutMs?: number;
 };
 
 /** Opens a kysely database over a pg pool. The caller owns it and must `destroy()` it. */
 export function connectDatabase<Tables>(options: ConnectOptions): Kysely<Tables> {
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
     max: options.maxConnections ?? 5,
     application_name: options.applicationName ?? "quasar",
     types,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + CLIENT_DEADLINE_MARGIN_MS,
+    connectionTimeoutMillis: options.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS,
   });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
-  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool: discardingTimedOut(pool) }) });
+}
+
+/**
+ * pg leaves a client whose query hit the client-side deadline with that query still in
+ * flight; handed back to the pool, the next query would queue behind it. kysely releases
+ * connections without saying why, so this wrapper remembers the failure and destroys the
+ * client on release instead of pooling it.
+ */
+function discardingTimedOut(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let broken = false;
+      const wrapped = {
+        query(...args: unknown[]) {
+          const result = (client.query as (...a: unknown[]) => unknown)(...args);
+          if (result instanceof Promise) {
+            result.catch((error: unknown) => {
+              if (isDatabaseUnavailable(error)) broken = true;
+            });
+          }
+          return result;
+        },
+        release() {
+          client.release(broken);
+        },
+      };
+      return wrapped as unknown as PostgresPoolClient;
+    },
+    end: () => pool.end(),
+  };
+}
+
+/** Socket-level failures: the server is unreachable or the connection dropped. */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+/** SQLSTATEs that mean the server cannot serve now, not that the statement is wrong. */
+const UNAVAILABLE_SQLSTATES = new Set([
+  "57014", // query_canceled: statement_timeout
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now (starting up, recovering)
+  "53300", // too_many_connections
+]);
+/** pg's own messages for a connection it lost or could not get in time (no code attached). */
+const PG_UNAVAILABLE_MESSAGES = [
+  "Query read timeout",
+  "Connection terminated",
+  "timeout exceeded when trying to connect",
+  "Connection terminated due to connection timeout",
+  "Client has encountered a connection error and is not queryable",
+  "Cannot use a pool after calling end on the pool",
+];
+
+/**
+ * True when `error` (or one of its causes) says the database is unreachable, frozen or
+ * shutting down rather than that a statement is wrong: the caller answers 503 / retries.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 8; depth++) {
+    if (typeof current !== "object") return false;
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (typeof code === "string") {
+      if (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08"))
+        return true;
+    }
+    if (
+      typeof message === "string" &&
+      PG_UNAVAILABLE_MESSAGES.some((known) => message.startsWith(known))
+    )
+      return true;
+    if (current instanceof AggregateError && current.errors.some(isDatabaseUnavailable))
+      return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }

@@ -47,6 +47,8 @@ export async function runReconciler(
     databaseUrl: config.DATABASE_URL,
     maxConnections: 4 + backends.length * 2,
     applicationName: "quasar-reconciler",
+    statementTimeoutMs: config.QUASAR_DB_STATEMENT_TIMEOUT,
+    acquireTimeoutMs: config.QUASAR_DB_ACQUIRE_TIMEOUT,
   });
   const cleanups: (() => Promise<unknown>)[] = [];
   try {

@@ -84,6 +84,7 @@ export function registerContractRoutes(app: ApiApp, common: ApiCommon): void {
       c.req.raw,
       common.config.QUASAR_MAX_JSON_BYTES,
       requestSignal(c),
+      common.config.QUASAR_BODY_IDLE_TIMEOUT,
     );
     const body = parseInput(registerContractBody, parseJsonBytes(bytes), "body");
     let chainId = body.chainId;

@@ -92,7 +92,12 @@ export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
     const signal = requestSignal(c);
     const boundary = multipartBoundary(c.req.header("content-type"));
     // A DAG node is small: read its part whole, bounded by the JSON limit.
-    const body = await readAllLimited(c.req.raw, common.config.QUASAR_MAX_JSON_BYTES, signal);
+    const body = await readAllLimited(
+      c.req.raw,
+      common.config.QUASAR_MAX_JSON_BYTES,
+      signal,
+      common.config.QUASAR_BODY_IDLE_TIMEOUT,
+    );
     let encoded: Uint8Array | undefined;
     for await (const part of parseMultipart(oneChunk(body), boundary)) {
       const chunks: Uint8Array[] = [];

@@ -38,9 +38,9 @@ export function registerOpsRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.get("/readyz", async (c) => {
-    const signal = AbortSignal.timeout(5_000);
+    const signal = AbortSignal.timeout(READY_DEADLINE_MS);
     const [database, ...reachable] = await Promise.all([
-      common.store.ping(),
+      withinDeadline(common.store.ping(), signal),
       ...common.backends.map((backend) => backend.ping(signal).catch(() => false)),
     ]);
     const backends = common.backends.map((backend, index) => ({
@@ -73,6 +73,25 @@ export function registerOpsRoutes(app: ApiApp, common: ApiCommon): void {
   // renders the same document on machines without internet access.
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Quasar API" }));
   app.get("/docs/plain", (c) => c.html(REFERENCE_PAGE));
+}
+
+/**
+ * Readiness answers within this bound whatever hangs behind it: a frozen database or a
+ * backend that accepts connections but never answers counts as not ready (a load balancer's
+ * probe typically gives up after 2 s, and a probe that hangs is no answer at all).
+ */
+const READY_DEADLINE_MS = 1_500;
+
+/** `check`'s answer, or false once `signal` aborts first (the check keeps running, ignored). */
+function withinDeadline(check: Promise<boolean>, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(false);
+    signal.addEventListener("abort", onAbort, { once: true });
+    check.then(
+      (value) => resolve(value),
+      () => resolve(false),
+    );
+  });
 }
 
 /** A self-contained reference page: renders /openapi.json with no external script or style. */

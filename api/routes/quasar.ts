@@ -84,7 +84,12 @@ export function registerQuasarRoutes(app: ApiApp, common: ApiCommon): void {
     const query = parseInput(dagPutQuery, queryOf(c), "query");
     requireJson(c);
     const signal = requestSignal(c);
-    const bytes = await readAllLimited(c.req.raw, common.config.QUASAR_MAX_JSON_BYTES, signal);
+    const bytes = await readAllLimited(
+      c.req.raw,
+      common.config.QUASAR_MAX_JSON_BYTES,
+      signal,
+      common.config.QUASAR_BODY_IDLE_TIMEOUT,
+    );
     const value = parseJsonBytes(bytes);
     const stored = await putDagUpload(common, value, {
       codec: query["store-codec"] ?? query.format ?? "dag-cbor",
@@ -169,6 +174,8 @@ export function registerQuasarRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.get("/api/v0/ipfs-provider", (c) => {
+    // createApp refused to build without QUASAR_PUBLIC_URL unless the listener is
+    // loopback-only: only then may the request's own Host name the base URL.
     const base = common.config.QUASAR_PUBLIC_URL || new URL(c.req.url).origin;
     return c.json({
       baseUrl: `${base.replace(/\/+$/, "")}/api/v0/`,

@@ -17,6 +17,7 @@ import {
 } from "../chain-ops.js";
 import { DEV_DIR, DEV_REGISTRY_KEY, DEV_STORAGE_KEY, writeDevEnv } from "../dev-env.js";
 import { StartupError } from "../errors.js";
+import { maskUrl } from "../mask.js";
 import { startLocalChain } from "../runtime/anvil.js";
 import { startEmbeddedPostgres } from "../runtime/postgres.js";
 import { superviseChildren } from "../runtime/supervisor.js";
@@ -108,7 +109,7 @@ function banner(info: {
     `  chain      ${info.rpcUrl}   (anvil, chain 31337, one block a second)`,
     `  indexer    ${info.indexerUrl}/status`,
     ...(info.metricsUrl ? [`  metrics    ${info.metricsUrl}/metrics`] : []),
-    `  database   ${info.databaseUrl}${info.embeddedDatabase ? "   (embedded, .quasar/pg)" : ""}`,
+    `  database   ${maskUrl(info.databaseUrl)}${info.embeddedDatabase ? "   (embedded, .quasar/pg)" : ""}`,
     `  registry   ${info.registry}`,
     `  storage    ${info.storage}   (registered)`,
     "",

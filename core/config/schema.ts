@@ -129,90 +129,140 @@ const schemaName = (fallback: string) =>
 
 const port = (fallback: number) => integer(fallback, 0, 65_535);
 
-export const configSchema = z.object({
-  DATABASE_URL: z
-    .string()
-    .default("postgresql://postgres@127.0.0.1:5432/postgres")
-    .refine((value) => /^postgres(ql)?:\/\//.test(value), {
-      message: "expected a postgres:// or postgresql:// connection string",
-    })
-    .describe("PostgreSQL connection string shared by every process."),
-  QUASAR_INDEXER_SCHEMA: schemaName("quasar_indexer").describe(
-    "Postgres schema the indexer (Ponder) writes its event table to; the others read it.",
-  ),
-  QUASAR_RECONCILER_SCHEMA: schemaName("quasar").describe(
-    "Postgres schema of the reconciler's own tables (optimistic pins, ledger, reconcile log).",
-  ),
-  QUASAR_CHAINS: chains.describe(
-    "JSON array of chains: id, rpc (http/ws URL), registry address, startBlock, optional name. Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
-  ),
-  QUASAR_INDEXER_PORT: port(42069).describe(
-    "Port of the indexer's status server (/ready, /status).",
-  ),
-  QUASAR_PIN_TTL: duration("14d").describe(
-    "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",
-  ),
-  QUASAR_BACKENDS: list("helia://.quasar/ipfs").describe(
-    "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://).",
-  ),
-  QUASAR_MIN_REPLICAS: integer(0, 0, 1_000).describe(
-    "Backends that must hold each desired CID; 0 means every configured backend.",
-  ),
-  QUASAR_RECONCILE_INTERVAL: duration("2s").describe("Pause between incremental reconcile steps."),
-  QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
-    "Period of the full sweep that compares every backend's real pins with the desired set.",
-  ),
-  QUASAR_PIN_CONCURRENCY: integer(8, 1, 1_024).describe(
-    "Concurrent pin/unpin commands per backend.",
-  ),
-  QUASAR_PIN_INACTIVITY_TIMEOUT: duration("2m").describe(
-    "A pin that makes no progress for this long is aborted and retried.",
-  ),
-  QUASAR_PIN_DEADLINE: duration("24h").describe(
-    "After this long without success a CID is marked failed and only retried slowly.",
-  ),
-  QUASAR_RETRY_BASE: duration("5s").describe(
-    "First retry delay; doubles per attempt, with jitter.",
-  ),
-  QUASAR_RETRY_MAX: duration("30m").describe(
-    "Longest retry delay for a pin still within its deadline.",
-  ),
-  QUASAR_FAILED_RETRY_INTERVAL: duration("6h").describe("Retry period for CIDs marked failed."),
-  QUASAR_METRICS_PORT: port(9464).describe(
-    "Port of the reconciler's Prometheus /metrics (0 disables).",
-  ),
-  QUASAR_API_HOST: z.string().default("127.0.0.1").describe("Address the HTTP API listens on."),
-  QUASAR_API_PORT: port(3000).describe("Port of the HTTP API."),
-  QUASAR_PUBLIC_URL: z
-    .string()
-    .default("")
-    .refine((value) => value === "" || URL.canParse(value), { message: "expected an absolute URL" })
-    .describe(
-      "Public base URL of the API, used in /ipfs-provider; empty derives it from the request.",
+/** Whether a listen address only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
+  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare);
+}
+
+/**
+ * Settings where an empty value means "none" rather than "unset, use the default":
+ * `QUASAR_CORS_ORIGINS=` must not fall back to "*".
+ */
+export const EMPTY_MEANS_NONE: ReadonlySet<string> = new Set(["QUASAR_CORS_ORIGINS"]);
+
+export const configSchema = z
+  .object({
+    DATABASE_URL: z
+      .string()
+      .default("postgresql://postgres@127.0.0.1:5432/postgres")
+      .refine((value) => /^postgres(ql)?:\/\//.test(value), {
+        message: "expected a postgres:// or postgresql:// connection string",
+      })
+      .describe("PostgreSQL connection string shared by every process."),
+    QUASAR_DB_STATEMENT_TIMEOUT: duration("30s").describe(
+      "Longest a database statement may run before it is cancelled; a frozen server is given up on 1 s later and the request answers 503.",
     ),
-  QUASAR_MAX_UPLOAD_BYTES: integer(1_073_741_824, 1).describe(
-    "Largest upload accepted; larger ones are refused with 413 as soon as the limit is crossed.",
-  ),
-  QUASAR_MAX_JSON_BYTES: integer(1_048_576, 1).describe(
-    "Largest JSON body accepted (dag/put etc.).",
-  ),
-  QUASAR_API_KEYS: list().describe(
-    "Comma-separated bearer tokens allowed to upload; empty lets anyone upload.",
-  ),
-  QUASAR_ADMIN_TOKEN: z
-    .string()
-    .default("")
-    .describe("Bearer token for admin routes; empty disables them."),
-  QUASAR_RATE_LIMIT: integer(100, 0).describe(
-    "Requests per window per API key or client address; 0 disables the limit.",
-  ),
-  QUASAR_RATE_LIMIT_WINDOW: duration("15m").describe("Window of the rate limit."),
-  QUASAR_CORS_ORIGINS: list("*").describe("Comma-separated allowed CORS origins; * allows any."),
-  QUASAR_LOG_LEVEL: z
-    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
-    .default("info")
-    .describe("pino log level."),
-});
+    QUASAR_DB_ACQUIRE_TIMEOUT: duration("5s").describe(
+      "Longest wait for a database connection (from the pool or a new one) before failing with 503.",
+    ),
+    QUASAR_INDEXER_SCHEMA: schemaName("quasar_indexer").describe(
+      "Postgres schema the indexer (Ponder) writes its event table to; the others read it.",
+    ),
+    QUASAR_RECONCILER_SCHEMA: schemaName("quasar").describe(
+      "Postgres schema of the reconciler's own tables (optimistic pins, ledger, reconcile log).",
+    ),
+    QUASAR_CHAINS: chains.describe(
+      "JSON array of chains: id, rpc (http/ws URL), registry address, startBlock, optional name. Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
+    ),
+    QUASAR_INDEXER_PORT: port(42069).describe(
+      "Port of the indexer's status server (/ready, /status).",
+    ),
+    QUASAR_PIN_TTL: duration("14d").describe(
+      "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",
+    ),
+    QUASAR_BACKENDS: list("helia://.quasar/ipfs").describe(
+      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://).",
+    ),
+    QUASAR_MIN_REPLICAS: integer(0, 0, 1_000).describe(
+      "Backends that must hold each desired CID; 0 means every configured backend.",
+    ),
+    QUASAR_RECONCILE_INTERVAL: duration("2s").describe(
+      "Pause between incremental reconcile steps.",
+    ),
+    QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
+      "Period of the full sweep that compares every backend's real pins with the desired set.",
+    ),
+    QUASAR_PIN_CONCURRENCY: integer(8, 1, 1_024).describe(
+      "Concurrent pin/unpin commands per backend.",
+    ),
+    QUASAR_PIN_INACTIVITY_TIMEOUT: duration("2m").describe(
+      "A pin that makes no progress for this long is aborted and retried.",
+    ),
+    QUASAR_PIN_DEADLINE: duration("24h").describe(
+      "After this long without success a CID is marked failed and only retried slowly.",
+    ),
+    QUASAR_RETRY_BASE: duration("5s").describe(
+      "First retry delay; doubles per attempt, with jitter.",
+    ),
+    QUASAR_RETRY_MAX: duration("30m").describe(
+      "Longest retry delay for a pin still within its deadline.",
+    ),
+    QUASAR_FAILED_RETRY_INTERVAL: duration("6h").describe("Retry period for CIDs marked failed."),
+    QUASAR_METRICS_PORT: port(9464).describe(
+      "Port of the reconciler's Prometheus /metrics (0 disables).",
+    ),
+    QUASAR_API_HOST: z.string().default("127.0.0.1").describe("Address the HTTP API listens on."),
+    QUASAR_API_PORT: port(3000).describe("Port of the HTTP API."),
+    QUASAR_PUBLIC_URL: z
+      .string()
+      .default("")
+      .refine((value) => value === "" || URL.canParse(value), {
+        message: "expected an absolute URL",
+      })
+      .describe(
+        "Public base URL of the API, used in /ipfs-provider. Required unless QUASAR_API_HOST is a loopback address; then empty derives it from the request.",
+      ),
+    QUASAR_MAX_UPLOAD_BYTES: integer(1_073_741_824, 1).describe(
+      "Largest upload accepted; larger ones are refused with 413 as soon as the limit is crossed.",
+    ),
+    QUASAR_MAX_JSON_BYTES: integer(1_048_576, 1).describe(
+      "Largest JSON body accepted (dag/put etc.).",
+    ),
+    QUASAR_BODY_IDLE_TIMEOUT: duration("30s").describe(
+      "A request body that sends nothing for this long is cut off (408).",
+    ),
+    QUASAR_MAX_UPLOADS_PER_CLIENT: integer(8, 0, 100_000).describe(
+      "Concurrent uploads per API key or client address; more are refused with 429. 0 disables the cap.",
+    ),
+    QUASAR_API_KEYS: list().describe(
+      "Comma-separated bearer tokens allowed to upload; empty lets anyone upload.",
+    ),
+    QUASAR_ADMIN_TOKEN: z
+      .string()
+      .default("")
+      .describe("Bearer token for admin routes; empty disables them."),
+    QUASAR_RATE_LIMIT: integer(100, 0).describe(
+      "Requests per window per API key or client address; 0 disables the limit.",
+    ),
+    QUASAR_RATE_LIMIT_WINDOW: duration("15m").describe("Window of the rate limit."),
+    QUASAR_CORS_ORIGINS: list("*").describe(
+      "Comma-separated allowed CORS origins; * allows any; set but empty allows none.",
+    ),
+    QUASAR_LOG_LEVEL: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info")
+      .describe("pino log level."),
+  })
+  .superRefine((config, ctx) => {
+    const message = publicUrlProblem(config);
+    if (message) ctx.addIssue({ code: "custom", path: ["QUASAR_PUBLIC_URL"], message });
+  });
+
+/**
+ * Behind a public listener the Host header is the client's to choose, so /ipfs-provider
+ * must not build its URLs from it: QUASAR_PUBLIC_URL is then required.
+ */
+export function publicUrlProblem(config: {
+  QUASAR_PUBLIC_URL: string;
+  QUASAR_API_HOST: string;
+}): string | undefined {
+  if (config.QUASAR_PUBLIC_URL !== "" || isLoopbackHost(config.QUASAR_API_HOST)) return undefined;
+  return `required when QUASAR_API_HOST ("${config.QUASAR_API_HOST}") is not a loopback address: set it to the URL clients reach the API at, e.g. https://quasar.example.org`;
+}
 
 export type QuasarConfig = z.output<typeof configSchema>;
 export type SettingName = keyof z.input<typeof configSchema>;

@@ -1,0 +1,68 @@
+import type { AddressInfo } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+/**
+ * A TCP proxy in the test process, between a Quasar process and the shared PostgreSQL, that
+ * can stop forwarding. `kill -STOP` on the shared server would freeze every other suite; to
+ * the process under test a proxy holding its bytes is the same fault (connections stay open,
+ * nothing comes back), on real sockets.
+ */
+export type FreezableProxy = {
+  port: number;
+  /** Stop forwarding: a frozen server. */
+  freeze(): void;
+  thaw(): void;
+  /** Drop every connection and refuse new ones until thawed: a server that is down. */
+  cut(): void;
+  close(): Promise<void>;
+};
+
+/** Forwards TCP to `target`; while frozen it holds every byte (both ways) and forwards nothing. */
+export async function startProxy(target: { host: string; port: number }): Promise<FreezableProxy> {
+  let frozen = false;
+  let down = false;
+  const held: [Socket, Buffer][] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(target.port, target.host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    }
+    const forward = (from: Socket, to: Socket) => {
+      from.on("data", (chunk: Buffer) => {
+        if (frozen) held.push([to, chunk]);
+        else to.write(chunk);
+      });
+      from.on("error", () => to.destroy());
+      from.on("close", () => to.destroy());
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+  });
+  server.listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    freeze() {
+      frozen = true;
+    },
+    cut() {
+      down = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    thaw() {
+      frozen = false;
+      down = false;
+      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The reconciler process (runReconciler, as `quasar reconciler` runs it) while PostgreSQL
+ * freezes: with QUASAR_DB_STATEMENT_TIMEOUT its steps fail instead of hanging for the whole
+ * freeze, and once the server answers again the steps succeed without a restart. The freeze
+ * is a real network fault: a TCP proxy holding every byte (test/harness/freezable-proxy.ts).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import getPort from "get-port";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "@/core/config/load.js";
+import { connectDatabase } from "@/db/connect.js";
+import { runReconciler } from "@/reconciler/main.js";
+import { createIndexerTables } from "./desired/indexer.js";
+import { type FreezableProxy, startProxy } from "./harness/freezable-proxy.js";
+import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from "./harness/postgres.js";
+
+let reconciler: TestSchema;
+let indexer: TestSchema;
+let proxy: FreezableProxy;
+let dir: string;
+
+beforeAll(async () => {
+  reconciler = await createTestSchema("recfault");
+  indexer = await createTestSchema("recfaulti");
+  const db = connectDatabase({ databaseUrl: indexer.databaseUrl, maxConnections: 1 });
+  await createIndexerTables(db, indexer.schema);
+  await db.destroy();
+  const target = new URL(TEST_DATABASE_URL);
+  proxy = await startProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  dir = await mkdtemp(join(tmpdir(), "quasar-recfault-"));
+});
+
+afterAll(async () => {
+  proxy?.thaw();
+  await proxy?.close();
+  await reconciler?.drop();
+  await indexer?.drop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("reconciler under a frozen PostgreSQL", () => {
+  it("fails its steps within the statement timeout, then resumes by itself", async () => {
+    const viaProxy = new URL(TEST_DATABASE_URL);
+    viaProxy.hostname = "127.0.0.1";
+    viaProxy.port = String(proxy.port);
+    const port = await getPort({ host: "127.0.0.1" });
+    const config = {
+      ...loadConfig({
+        DATABASE_URL: viaProxy.toString(),
+        QUASAR_RECONCILER_SCHEMA: reconciler.schema,
+        QUASAR_INDEXER_SCHEMA: indexer.schema,
+        QUASAR_BACKENDS: `helia://${join(dir, "node")}?offline=true`,
+        QUASAR_RECONCILE_INTERVAL: "100ms",
+        QUASAR_DB_STATEMENT_TIMEOUT: "1s",
+        QUASAR_DB_ACQUIRE_TIMEOUT: "1s",
+      }),
+      QUASAR_METRICS_PORT: port,
+    };
+    const failures: number[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split("\n")) {
+          if (line.includes("reconcile step failed")) failures.push(Date.now());
+        }
+        done();
+      },
+    });
+    const controller = new AbortController();
+    let ready: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
+    const running = runReconciler(config, controller.signal, {
+      logger: pino({ level: "info" }, sink),
+      onReady: () => ready(),
+    });
+    const steps = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(/quasar_reconciler_step_seconds_count (\d+)/.exec(text)?.[1] ?? "0");
+    };
+    const waitSteps = async (above: number, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while ((await steps()) <= above) {
+        if (Date.now() > deadline) throw new Error(`no step after ${above} in ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    try {
+      await started;
+      await waitSteps(0, 10_000);
+
+      proxy.freeze();
+      const frozenAt = Date.now();
+      // Let any step already past its queries finish, then count from there.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const beforeFreeze = await steps();
+      await new Promise((resolve) => setTimeout(resolve, 4_500));
+      const firstFailure = failures.find((at) => at >= frozenAt);
+      // A step fails at the 1 s statement deadline (+1 s client margin), not at the thaw.
+      expect(firstFailure).toBeDefined();
+      expect((firstFailure as number) - frozenAt).toBeLessThan(4_000);
+      expect(await steps()).toBe(beforeFreeze);
+
+      proxy.thaw();
+      await waitSteps(beforeFreeze, 10_000);
+    } finally {
+      proxy.thaw();
+      controller.abort();
+      await running;
+    }
+  }, 60_000);
+});
