@@ -1,6 +1,7 @@
 import type { CID } from "multiformats/cid";
-import { type Backend, type PinListing, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { type ContentCapableBackend, hasContent } from "@/backends/backend.js";
 import { InvalidDagValueError } from "@/backends/errors.js";
+import { type PinListing, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { readLimited } from "./body.js";
 import { scrub } from "./content.js";
@@ -49,10 +50,16 @@ export type UploadKind = "add" | "dag";
 export const QUASAR_FILE_FIELDS = ["entry"] as const;
 export const KUBO_FILE_FIELDS = ["file"] as const;
 
-/** The uploading backend: the first configured one. */
-export function uploadBackend(common: ApiCommon): Backend {
+/**
+ * The uploading backend: the first configured one, which stores the bytes (content role) and
+ * pins them (pin role). api/main.ts refuses to start when it cannot store content.
+ */
+export function uploadBackend(common: ApiCommon): ContentCapableBackend {
   const backend = common.backends[0];
   if (!backend) throw new UnavailableError("BACKEND_UNAVAILABLE", "no backend is configured");
+  if (!hasContent(backend)) {
+    throw new UnavailableError("BACKEND_UNAVAILABLE", "the first backend cannot store content");
+  }
   return backend;
 }
 
@@ -97,7 +104,7 @@ export async function addMultipartUpload(
             yield chunk;
           }
         })();
-        return backend
+        return backend.content
           .addFile(counted, { name: QUASAR_PIN_NAME, signal, pin: false })
           .then((result) => ({ cid: result.cid, size }));
       },
@@ -129,7 +136,7 @@ export async function putDagUpload(
     backend,
     "dag",
     async (signal) => ({
-      cid: await backend.putDag(value, {
+      cid: await backend.content.putDag(value, {
         name: QUASAR_PIN_NAME,
         codec: options.codec,
         signal,
@@ -152,7 +159,7 @@ export async function putDagUpload(
  */
 async function storeOnBackend(
   common: ApiCommon,
-  backend: Backend,
+  backend: ContentCapableBackend,
   kind: UploadKind,
   write: (signal: AbortSignal) => Promise<StoredUpload>,
   signal: AbortSignal,
@@ -207,7 +214,7 @@ function findClientError(error: unknown): ClientError | undefined {
  */
 async function recordAndPin(
   common: ApiCommon,
-  backend: Backend,
+  backend: ContentCapableBackend,
   stored: StoredUpload,
   kind: UploadKind,
   options: { uploader: string; signal: AbortSignal },
@@ -216,7 +223,8 @@ async function recordAndPin(
   let existing: PinListing | undefined;
   try {
     // On a node the operator declared Quasar's alone, every pin there is Quasar's own.
-    if (!backend.exclusive) existing = await backend.getPin(stored.cid, { signal: options.signal });
+    if (!backend.pins.exclusive)
+      existing = await backend.pins.getPin(stored.cid, { signal: options.signal });
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
     throw new UnavailableError(
@@ -260,7 +268,7 @@ async function recordAndPin(
 
   const stopPin = common.metrics.uploadPhaseSeconds.startTimer({ phase: "pin" });
   try {
-    await backend.pin(stored.cid, { name: QUASAR_PIN_NAME, signal: options.signal });
+    await backend.pins.pin(stored.cid, { name: QUASAR_PIN_NAME, signal: options.signal });
     stopPin();
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });

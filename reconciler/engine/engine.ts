@@ -116,7 +116,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       db,
       logger,
       metrics,
-      policy: { ...policy, foreignPinCheck: !backend.exclusive },
+      policy: { ...policy, foreignPinCheck: !backend.pins.exclusive },
       peers: () => backends,
       now,
     }),
@@ -209,7 +209,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     const signal = lifecycle?.signal;
     let listed = 0;
     async function* listing() {
-      for await (const pin of backend.listPins({ signal })) {
+      for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
         yield pin.cid.toV1().toString();
       }
