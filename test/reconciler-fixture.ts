@@ -72,6 +72,11 @@ export async function createEngineFixture(options: {
   start?: boolean;
   /** An indexer schema Ponder writes (end to end); by default a fresh one with empty tables. */
   indexerSchema?: string;
+  /**
+   * Indices of backends the engine sees with their pin role only, as it will see an IPFS
+   * Cluster or Pinning Service backend (none exists yet). The tests keep both roles.
+   */
+  pinOnly?: number[];
 }): Promise<EngineFixture> {
   const reconcilerSchema = await createTestSchema("rec");
   const indexerSchema: { schema: string; drop(): Promise<void> } = options.indexerSchema
@@ -105,7 +110,9 @@ export async function createEngineFixture(options: {
   const reconciler = createReconciler({
     common: { logger: pino({ level: config.QUASAR_LOG_LEVEL }), metrics },
     db,
-    backends,
+    backends: backends.map((backend, index) =>
+      options.pinOnly?.includes(index) ? { ...backend, content: undefined } : backend,
+    ),
     desiredStore: store,
     config,
     stopGraceMs: 2_000,
