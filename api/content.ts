@@ -4,7 +4,7 @@ import * as dagPb from "@ipld/dag-pb";
 import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
-import type { Backend } from "@/backends/backend.js";
+import type { ContentBackend } from "@/backends/content-backend.js";
 import { BackendRequestError, ContentUnavailableError } from "@/backends/errors.js";
 import type { ApiCommon } from "./context.js";
 import { ClientError, InvalidArgumentError, NotFoundError, UnavailableError } from "./errors.js";
@@ -15,15 +15,19 @@ import { ClientError, InvalidArgumentError, NotFoundError, UnavailableError } fr
  * CID no backend has is 404 instead of a network fetch that could hang for ever.
  */
 
-/** The first backend whose store holds the root block of `cid`, or NotFoundError. */
+/**
+ * The content role of the first backend whose store holds the root block of `cid`, or
+ * NotFoundError. Backends that only pin hold no bytes to serve and are passed over.
+ */
 export async function backendHolding(
   common: ApiCommon,
   cid: CID,
   signal: AbortSignal,
-): Promise<Backend> {
+): Promise<ContentBackend> {
   for (const backend of common.backends) {
+    if (!backend.content) continue;
     try {
-      if (await backend.hasBlock(cid, { signal })) return backend;
+      if (await backend.content.hasBlock(cid, { signal })) return backend.content;
     } catch (error) {
       // One backend down must not hide content another one holds.
       common.logger.debug({

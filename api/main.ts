@@ -3,8 +3,7 @@ import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import type { Kysely } from "kysely";
 import pino, { type Logger } from "pino";
-import type { Backend } from "@/backends/backend.js";
-import { parseBackends } from "@/backends/index.js";
+import { type Backend, parseBackends, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
@@ -67,6 +66,9 @@ export async function runApi(
     // Idempotent and safe beside a running reconciler: the API may start first.
     await migrate(db, config.QUASAR_RECONCILER_SCHEMA);
     backends.push(...parseBackends(config.QUASAR_BACKENDS));
+    // Uploads are stored on the first backend: one that only pins cannot take them.
+    const [first] = backends;
+    if (first) requireContent(first, "take uploads (the first backend in QUASAR_BACKENDS)");
     for (const [index, backend] of backends.entries()) {
       try {
         await backend.open();

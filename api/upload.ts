@@ -1,6 +1,7 @@
 import type { CID } from "multiformats/cid";
-import { type Backend, type PinListing, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { type ContentCapableBackend, hasContent } from "@/backends/backend.js";
 import { InvalidDagValueError } from "@/backends/errors.js";
+import { type PinListing, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { readLimited } from "./body.js";
 import { scrub } from "./content.js";
@@ -56,10 +57,16 @@ export type UploadKind = "add" | "dag";
 export const QUASAR_FILE_FIELDS = ["entry"] as const;
 export const KUBO_FILE_FIELDS = ["file"] as const;
 
-/** The uploading backend: the first configured one. */
-export function uploadBackend(common: ApiCommon): Backend {
+/**
+ * The uploading backend: the first configured one, which stores the bytes (content role) and
+ * pins them (pin role). api/main.ts refuses to start when it cannot store content.
+ */
+export function uploadBackend(common: ApiCommon): ContentCapableBackend {
   const backend = common.backends[0];
   if (!backend) throw new UnavailableError("BACKEND_UNAVAILABLE", "no backend is configured");
+  if (!hasContent(backend)) {
+    throw new UnavailableError("BACKEND_UNAVAILABLE", "the first backend cannot store content");
+  }
   return backend;
 }
 
@@ -109,7 +116,7 @@ export async function addMultipartUpload(
             yield chunk;
           }
         })();
-        return backend
+        return backend.content
           .addFile(counted, { name: QUASAR_PIN_NAME, signal, pin: false })
           .then((result) => ({ cid: result.cid, size }));
       },
@@ -148,7 +155,7 @@ export async function putDagUpload(
     backend,
     "dag",
     async (signal) => ({
-      cid: await backend.putDag(value, {
+      cid: await backend.content.putDag(value, {
         name: QUASAR_PIN_NAME,
         codec: options.codec,
         signal,
@@ -171,7 +178,7 @@ export async function putDagUpload(
  */
 async function storeOnBackend(
   common: ApiCommon,
-  backend: Backend,
+  backend: ContentCapableBackend,
   kind: UploadKind,
   write: (signal: AbortSignal) => Promise<StoredUpload>,
   signal: AbortSignal,
@@ -231,7 +238,7 @@ function findClientError(error: unknown): ClientError | undefined {
  */
 async function recordAndPin(
   common: ApiCommon,
-  backend: Backend,
+  backend: ContentCapableBackend,
   stored: StoredUpload,
   kind: UploadKind,
   options: { uploader: string; signal: AbortSignal },
@@ -240,7 +247,8 @@ async function recordAndPin(
   let existing: PinListing | undefined;
   try {
     // On a node the operator declared Quasar's alone, every pin there is Quasar's own.
-    if (!backend.exclusive) existing = await backend.getPin(stored.cid, { signal: options.signal });
+    if (!backend.pins.exclusive)
+      existing = await backend.pins.getPin(stored.cid, { signal: options.signal });
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
     throw new UnavailableError(
@@ -284,7 +292,7 @@ async function recordAndPin(
 
   const stopPin = common.metrics.uploadPhaseSeconds.startTimer({ phase: "pin" });
   try {
-    await backend.pin(stored.cid, { name: QUASAR_PIN_NAME, signal: options.signal });
+    await backend.pins.pin(stored.cid, { name: QUASAR_PIN_NAME, signal: options.signal });
     stopPin();
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });

@@ -8,7 +8,7 @@ import {
   maskConnectionString,
   parseBackends,
 } from "./index.js";
-import { parseKuboConnectionString } from "./ipfs.js";
+import { parseKuboConnectionString } from "./kubo/index.js";
 
 const kubo = (raw: string) => parseKuboConnectionString(raw, splitConnectionString(raw, []), []);
 
@@ -65,18 +65,18 @@ describe("ipfs connection strings", () => {
 
   it("reads ?exclusive= as the operator's declaration, without changing the id", () => {
     const shared = createBackend("ipfs://127.0.0.1:5001");
-    expect(shared.exclusive).toBe(false);
+    expect(shared.pins.exclusive).toBe(false);
     for (const raw of [
       "ipfs://127.0.0.1:5001?exclusive=true",
       "ipfs://127.0.0.1:5001?exclusive",
       "ipfs://127.0.0.1:5001?exclusive=1&token=t",
     ]) {
       const backend = createBackend(raw);
-      expect(backend.exclusive).toBe(true);
+      expect(backend.pins.exclusive).toBe(true);
       // Turning it on or off keeps the backend's ledger.
       expect(backend.id).toBe(shared.id);
     }
-    expect(createBackend("ipfs://127.0.0.1:5001?exclusive=false").exclusive).toBe(false);
+    expect(createBackend("ipfs://127.0.0.1:5001?exclusive=false").pins.exclusive).toBe(false);
   });
 
   it("sends user info as basic auth and masks it", () => {

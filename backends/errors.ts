@@ -104,6 +104,26 @@ export class DuplicateBackendError extends NonRetryableError {
   }
 }
 
+/**
+ * A backend was given a job its kind cannot do: a pin-only backend (IPFS Cluster, a Pinning
+ * Service) where bytes must be stored or served. A configuration error: stops start-up.
+ */
+export class MissingBackendRoleError extends NonRetryableError {
+  override name = "MissingBackendRoleError";
+  constructor(
+    readonly backend: string,
+    readonly role: "pins" | "content",
+    readonly purpose: string,
+  ) {
+    super(`backend ${backend} cannot ${purpose}: it has no ${role} role`, {
+      details:
+        role === "content"
+          ? "it pins but cannot store or serve bytes; put a backend that stores content (helia://…, ipfs://…) there instead"
+          : "it cannot pin; use a backend that pins",
+    });
+  }
+}
+
 /** Any error a backend throws. */
 export type BackendError =
   | BackendUnavailableError

@@ -5,18 +5,22 @@ import {
   splitConnectionString,
 } from "./connection-string.js";
 import { DuplicateBackendError, InvalidConnectionStringError } from "./errors.js";
-import { createHeliaBackend, HELIA_FORMS, parseHeliaConnectionString } from "./helia.js";
-import { createKuboBackend, KUBO_FORMS, parseKuboConnectionString } from "./ipfs.js";
+import { createHeliaBackend, HELIA_FORMS, parseHeliaConnectionString } from "./helia/index.js";
+import { createKuboBackend, KUBO_FORMS, parseKuboConnectionString } from "./kubo/index.js";
 
 /**
  * The registry of backend kinds: designator → how to build one from its connection string.
  * A new kind (the Pinning Service API as `psa+https://…`, IPFS Cluster as `cluster+http://…`)
- * is one file implementing Backend plus one entry here; the engine never changes.
+ * is one folder implementing the roles it can play (a PinBackend, and a ContentBackend when it
+ * serves bytes) plus one entry here; the engine never changes.
  */
 export type BackendKind = {
   /** Documented forms, listed in every connection-string error. */
   forms: readonly string[];
-  /** Builds the backend (nothing connects until open()); throws InvalidConnectionStringError. */
+  /**
+   * Builds the backend with every role its kind plays (nothing connects until open()); throws
+   * InvalidConnectionStringError.
+   */
   create(raw: string, parts: SplitConnectionString, acceptedForms: readonly string[]): Backend;
 };
 
@@ -80,6 +84,19 @@ export function parseBackends(strings: readonly string[]): Backend[] {
   return backends;
 }
 
-export type { Backend } from "./backend.js";
+export {
+  type Backend,
+  type ContentCapableBackend,
+  hasContent,
+  requireContent,
+} from "./backend.js";
 export { maskConnectionString } from "./connection-string.js";
+export type { AddResult, ContentBackend, DagNode, StoreOptions } from "./content-backend.js";
 export * from "./errors.js";
+export type { BackendLifecycle } from "./lifecycle.js";
+export {
+  type PinBackend,
+  type PinListing,
+  type PinOptions,
+  QUASAR_PIN_NAME,
+} from "./pin-backend.js";

@@ -4,7 +4,7 @@
  *
  * 1. Small uploads: C concurrent clients upload N files of 1 KiB through the API (fetch +
  *    FormData, field `entry`, as the Aragon client does), and N other 1 KiB files go
- *    straight to the same backend through the same Backend client (addFile) with the same
+ *    straight to the same backend through the same ContentBackend client (addFile) with the same
  *    concurrency, alternating in `--rounds` rounds (the node slows as it fills, so neither
  *    side always gets the fuller node). Fresh bytes for each side, so neither re-adds
  *    content the other stored.
@@ -26,8 +26,12 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { parseBackends } from "@/backends/index.js";
+import {
+  type ContentBackend,
+  parseBackends,
+  QUASAR_PIN_NAME,
+  requireContent,
+} from "@/backends/index.js";
 import { type IpfsDaemon, startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 
@@ -210,7 +214,7 @@ async function main(): Promise<void> {
     });
 
     let apiBackend: string;
-    let direct: Backend;
+    let direct: ContentBackend;
     if (values.backend === "jsipfs") {
       log("starting the js-ipfs daemon…");
       const daemon: IpfsDaemon = await startIpfsDaemon();
@@ -220,13 +224,16 @@ async function main(): Promise<void> {
       apiBackend = values.exclusive
         ? `${daemon.connectionString}?exclusive=true`
         : daemon.connectionString;
-      direct = parseBackends([daemon.connectionString])[0]!;
+      direct = requireContent(parseBackends([daemon.connectionString])[0]!, "bench").content;
     } else {
       const apiDir = await mkdtemp(join(tmpdir(), "quasar-bench-api-"));
       const directDir = await mkdtemp(join(tmpdir(), "quasar-bench-direct-"));
       dirs.push(apiDir, directDir);
       apiBackend = `helia://${apiDir}?offline=true`;
-      direct = parseBackends([`helia://${directDir}?offline=true`])[0]!;
+      direct = requireContent(
+        parseBackends([`helia://${directDir}?offline=true`])[0]!,
+        "bench",
+      ).content;
     }
     await direct.open();
     cleanups.push(() => direct.close());

@@ -13,8 +13,7 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { pino } from "pino";
-import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { createBackend } from "@/backends/index.js";
+import { type Backend, createBackend, QUASAR_PIN_NAME } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createDesiredStore } from "@/db/desired/index.js";
@@ -104,11 +103,13 @@ async function main(): Promise<void> {
         { field: "file", bytes: o.bytes },
       ),
     );
-    await pool(warm, CONCURRENCY, (o) => theBackend.pin(o.cid, { name: QUASAR_PIN_NAME }));
+    await pool(warm, CONCURRENCY, (o) => theBackend.pins.pin(o.cid, { name: QUASAR_PIN_NAME }));
 
     const directPin = async (objects: typeof direct) => {
       const begin = performance.now();
-      await pool(objects, CONCURRENCY, (o) => theBackend.pin(o.cid, { name: QUASAR_PIN_NAME }));
+      await pool(objects, CONCURRENCY, (o) =>
+        theBackend.pins.pin(o.cid, { name: QUASAR_PIN_NAME }),
+      );
       return (performance.now() - begin) / 1_000;
     };
 
@@ -185,7 +186,7 @@ async function main(): Promise<void> {
     // Check the result rather than trust it: every object pinned on the daemon and in the ledger.
     let missing = 0;
     await pool(engine, CONCURRENCY, async (o) => {
-      if (!(await theBackend.getPin(o.cid, {}))) missing++;
+      if (!(await theBackend.pins.getPin(o.cid, {}))) missing++;
     });
     const pinnedRows = await db
       .withSchema(schema.schema)

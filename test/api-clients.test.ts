@@ -66,7 +66,7 @@ describe("real clients against the running API", () => {
     const added = await client.add(bytes);
     expect(added.cid.version).toBe(1);
     expect(added.size).toBe(bytes.length);
-    expect(await fixture.backends[0]!.getPin(added.cid, {})).toBeDefined();
+    expect(await fixture.backends[0]!.pins.getPin(added.cid, {})).toBeDefined();
 
     const chunks: Uint8Array[] = [];
     for await (const chunk of client.cat(added.cid)) chunks.push(chunk);
@@ -171,6 +171,6 @@ describe("real clients against the running API", () => {
 
 async function countPins(fixture: ApiFixture): Promise<number> {
   let count = 0;
-  for await (const _ of fixture.backends[0]!.listPins({})) count++;
+  for await (const _ of fixture.backends[0]!.pins.listPins({})) count++;
   return count;
 }

@@ -166,8 +166,8 @@ describe("PostgreSQL down or frozen under the API", () => {
     if (!backend) throw new Error("no backend");
     await backend.open();
     try {
-      expect(await backend.getPin(cid, {})).toBeUndefined();
-      expect(await backend.hasBlock(cid, {})).toBe(true); // it was stored, only never pinned
+      expect(await backend.pins.getPin(cid, {})).toBeUndefined();
+      expect(await backend.content!.hasBlock(cid, {})).toBe(true); // it was stored, only never pinned
     } finally {
       await backend.close();
     }

@@ -126,7 +126,7 @@ describe("upload → PinHash → pending → confirmed; unconfirmed upload relea
   const pinnedOn = async (cid: string) =>
     Promise.all(
       fixture.backends.map(
-        async (backend) => (await backend.getPin(CID.parse(cid), {})) !== undefined,
+        async (backend) => (await backend.pins.getPin(CID.parse(cid), {})) !== undefined,
       ),
     );
 

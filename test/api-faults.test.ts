@@ -54,7 +54,7 @@ async function serveWithLogs(fixture: ApiFixture) {
 
 async function pinCount(fixture: ApiFixture): Promise<number> {
   let count = 0;
-  for (const backend of fixture.backends) for await (const _ of backend.listPins({})) count++;
+  for (const backend of fixture.backends) for await (const _ of backend.pins.listPins({})) count++;
   return count;
 }
 

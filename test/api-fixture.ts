@@ -9,8 +9,7 @@ import { createApp } from "@/api/app.js";
 import type { ApiStore } from "@/api/ports.js";
 import type { ApiApp } from "@/api/routes/shared.js";
 import { createApiStore } from "@/api/store.js";
-import type { Backend } from "@/backends/backend.js";
-import { parseBackends } from "@/backends/index.js";
+import { type ContentCapableBackend, parseBackends, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { connectDatabase } from "@/db/connect.js";
@@ -30,7 +29,8 @@ export type ApiFixture = {
   // biome-ignore lint/suspicious/noExplicitAny: tests query the reconciler's tables directly
   db: Kysely<any>;
   schema: TestSchema;
-  backends: Backend[];
+  /** Both roles of every backend (the fixture takes helia and Kubo strings only). */
+  backends: ContentCapableBackend[];
   store: ApiStore;
   /** The app's clock is real time plus `offsetMs`; tests move it forward. */
   clock: { offsetMs: number };
@@ -54,7 +54,7 @@ export async function createApiFixture(
     applicationName: "quasar-api-test",
   });
   const dirs: string[] = [];
-  const backends: Backend[] = [];
+  const backends: ContentCapableBackend[] = [];
   const servers: { close(cb: () => void): void }[] = [];
   const close = async () => {
     for (const server of servers)
@@ -70,7 +70,7 @@ export async function createApiFixture(
     const given = options.backendStrings ?? [];
     for (const backend of given.length > 0 ? parseBackends(given) : []) {
       await backend.open();
-      backends.push(backend);
+      backends.push(requireContent(backend, "serve the API tests"));
     }
     for (let i = 0; i < (options.backends ?? (options.backendStrings ? 0 : 1)); i++) {
       const dir = await mkdtemp(join(tmpdir(), "quasar-api-"));
@@ -78,7 +78,7 @@ export async function createApiFixture(
       const [backend] = parseBackends([`helia://${dir}?offline=true`]);
       if (!backend) throw new Error("no backend");
       await backend.open();
-      backends.push(backend);
+      backends.push(requireContent(backend, "serve the API tests"));
     }
     const config = loadConfig({
       QUASAR_RECONCILER_SCHEMA: schema.schema,

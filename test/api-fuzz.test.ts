@@ -157,7 +157,7 @@ describe("random requests at every route", () => {
 
   const stored = async () => {
     let pins = 0;
-    for await (const _ of fixture.backends[0]!.listPins({})) pins++;
+    for await (const _ of fixture.backends[0]!.pins.listPins({})) pins++;
     const rows = await sql<{ uploads: string; registrations: string }>`select
       (select count(*) from ${sql.table(`${fixture.schema.schema}.optimistic_pin`)})::text as uploads,
       (select count(*) from ${sql.table(`${fixture.schema.schema}.offchain_registration`)})::text as registrations`.execute(

@@ -8,7 +8,7 @@ import { type ApiFixture, createApiFixture, formDataBody } from "./api-fixture.j
 
 async function pinCount(fixture: ApiFixture): Promise<number> {
   let count = 0;
-  for (const backend of fixture.backends) for await (const _ of backend.listPins({})) count++;
+  for (const backend of fixture.backends) for await (const _ of backend.pins.listPins({})) count++;
   return count;
 }
 
@@ -63,7 +63,7 @@ describe("Quasar routes (Aragon client)", () => {
     expect(Buffer.from(await cat.arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
 
     const backend = fixture.backends[0]!;
-    expect(await backend.getPin(CID.parse(cid), {})).toBeDefined();
+    expect(await backend.pins.getPin(CID.parse(cid), {})).toBeDefined();
     const rows = await sql<{ uploader: string; size: string; backend_id: string }>`
       select uploader, size::text, backend_id from ${sql.table(`${fixture.schema.schema}.optimistic_pin`)} where cid = ${cid}`.execute(
       fixture.db,
@@ -457,7 +457,7 @@ describe("Quasar routes (Aragon client)", () => {
         fixture.db,
       );
     }
-    expect(await fixture.backends[0]!.getPin(cid, {})).toBeDefined();
+    expect(await fixture.backends[0]!.pins.getPin(cid, {})).toBeDefined();
   });
 });
 
@@ -646,7 +646,7 @@ describe("a pin that fails after the upload was recorded", () => {
       expect(row).toMatchObject({ status: "queued", owned: true, due: true });
       expect(row.last_error).toBeTruthy();
       expect(await rowCount(fixture, "optimistic_pin")).toBe(1);
-      expect(await fixture.backends[0]!.getPin(CID.parse(cid), {})).toBeUndefined();
+      expect(await fixture.backends[0]!.pins.getPin(CID.parse(cid), {})).toBeUndefined();
     } finally {
       await rm(pinnedBlocks, { force: true });
       await mkdir(pinnedBlocks, { recursive: true });
@@ -655,7 +655,7 @@ describe("a pin that fails after the upload was recorded", () => {
     const again = await aragonAdd(fixture, bytes);
     expect(again.status).toBe(201);
     expect(await again.text()).toBe(cid);
-    expect((await fixture.backends[0]!.getPin(CID.parse(cid), {}))?.name).toBe("quasar");
+    expect((await fixture.backends[0]!.pins.getPin(CID.parse(cid), {}))?.name).toBe("quasar");
     const status = (await (await fixture.app.request(`/api/v0/pins/${cid}`)).json()) as {
       backends: { status: string }[];
     };

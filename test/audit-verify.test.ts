@@ -12,8 +12,7 @@ import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { parseBackends } from "@/backends/index.js";
+import { parseBackends, QUASAR_PIN_NAME, requireContent } from "@/backends/index.js";
 import { connectDatabase } from "@/db/connect.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
@@ -70,22 +69,25 @@ beforeAll(async () => {
   await migrateToLatest(kysely, db.schema);
   ipfsDir = await mkdtemp(join(tmpdir(), "quasar-verify-ipfs-"));
   backendString = `helia://${ipfsDir}?offline=true`;
-  const [backend] = parseBackends([backendString]);
-  if (!backend) throw new Error("no backend");
+  const [parsed] = parseBackends([backendString]);
+  if (!parsed) throw new Error("no backend");
+  const backend = requireContent(parsed, "hold the test content");
   backendId = backend.id;
   await backend.open();
   try {
     cids.desiredPinned = (
-      await backend.addFile(bytes("desired and pinned"), { name: QUASAR_PIN_NAME })
+      await backend.content.addFile(bytes("desired and pinned"), { name: QUASAR_PIN_NAME })
     ).cid
       .toV1()
       .toString();
     cids.extraOurs = (
-      await backend.addFile(bytes("ours, no longer desired"), { name: QUASAR_PIN_NAME })
+      await backend.content.addFile(bytes("ours, no longer desired"), { name: QUASAR_PIN_NAME })
     ).cid
       .toV1()
       .toString();
-    cids.foreign = (await backend.addFile(bytes("someone else's"), { name: "someone-else" })).cid
+    cids.foreign = (
+      await backend.content.addFile(bytes("someone else's"), { name: "someone-else" })
+    ).cid
       .toV1()
       .toString();
   } finally {

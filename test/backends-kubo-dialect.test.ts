@@ -3,9 +3,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { createBackend } from "@/backends/index.js";
-import { kuboNamesPins } from "@/backends/ipfs.js";
+import {
+  type ContentCapableBackend,
+  createBackend,
+  QUASAR_PIN_NAME,
+  requireContent,
+} from "@/backends/index.js";
+import { kuboNamesPins } from "@/backends/kubo/index.js";
 
 /**
  * The Kubo dialect (pin names as `name`, `names=true` listings, `add --pin-name`, streamed
@@ -16,7 +20,7 @@ import { kuboNamesPins } from "@/backends/ipfs.js";
  */
 describe("Kubo RPC dialect", () => {
   let server: Server;
-  let backend: Backend;
+  let backend: ContentCapableBackend;
   const requests: URL[] = [];
   const pinned = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
   const missing = "bafkreiblaotdp3jz5y5b6dsvyrqchw6ntrtxj2q7x2ijpytrwv5hpbj3rq";
@@ -86,7 +90,10 @@ describe("Kubo RPC dialect", () => {
     });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
-    backend = createBackend(`ipfs+http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    backend = requireContent(
+      createBackend(`ipfs+http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+      "be tested",
+    );
     await backend.open();
   });
 
@@ -99,7 +106,7 @@ describe("Kubo RPC dialect", () => {
   it("pins with a name and reports streamed progress", async () => {
     const progress: number[] = [];
     requests.length = 0;
-    await backend.pin(CID.parse(pinned), {
+    await backend.pins.pin(CID.parse(pinned), {
       name: QUASAR_PIN_NAME,
       onProgress: (blocks) => progress.push(blocks),
     });
@@ -114,7 +121,7 @@ describe("Kubo RPC dialect", () => {
   it("lists recursive pins streamed with their names, v0 CIDs as v1", async () => {
     requests.length = 0;
     const pins = [];
-    for await (const pin of backend.listPins({}))
+    for await (const pin of backend.pins.listPins({}))
       pins.push({ cid: pin.cid.toString(), name: pin.name });
     expect(pins).toEqual([
       { cid: pinned, name: QUASAR_PIN_NAME },
@@ -130,11 +137,11 @@ describe("Kubo RPC dialect", () => {
   });
 
   it("answers getPin, unpin and hasBlock from Kubo's error messages", async () => {
-    expect((await backend.getPin(CID.parse(pinned), {}))?.name).toBe(QUASAR_PIN_NAME);
-    expect(await backend.getPin(CID.parse(missing), {})).toBeUndefined();
-    await backend.unpin(CID.parse(missing), {}); // "not pinned or pinned indirectly" is success
+    expect((await backend.pins.getPin(CID.parse(pinned), {}))?.name).toBe(QUASAR_PIN_NAME);
+    expect(await backend.pins.getPin(CID.parse(missing), {})).toBeUndefined();
+    await backend.pins.unpin(CID.parse(missing), {}); // "not pinned or pinned indirectly" is success
     requests.length = 0;
-    expect(await backend.hasBlock(CID.parse(missing), {})).toBe(false);
+    expect(await backend.content.hasBlock(CID.parse(missing), {})).toBe(false);
     expect(requests[0]?.searchParams.get("offline")).toBe("true");
   });
 
@@ -143,7 +150,7 @@ describe("Kubo RPC dialect", () => {
     async function* content() {
       yield new TextEncoder().encode("hello world!");
     }
-    const added = await backend.addFile(content(), { name: QUASAR_PIN_NAME });
+    const added = await backend.content.addFile(content(), { name: QUASAR_PIN_NAME });
     expect(added).toEqual({ cid: CID.parse(missing), size: 12 });
     const call = requests.find((url) => url.pathname === "/api/v0/add");
     expect(call?.searchParams.get("pin")).toBe("true");
@@ -158,7 +165,7 @@ describe("Kubo RPC dialect", () => {
     async function* content() {
       yield new TextEncoder().encode("hello world!");
     }
-    const added = await backend.addFile(content(), { name: QUASAR_PIN_NAME, pin: false });
+    const added = await backend.content.addFile(content(), { name: QUASAR_PIN_NAME, pin: false });
     expect(added).toEqual({ cid: CID.parse(missing), size: 12 });
     const call = requests.find((url) => url.pathname === "/api/v0/add");
     expect(call?.searchParams.get("pin")).toBe("false");
@@ -167,7 +174,7 @@ describe("Kubo RPC dialect", () => {
   });
 
   it("trusts pin names from Kubo 0.26 on, where pins carry them", async () => {
-    expect(await backend.storesPinNames({})).toBe(true);
+    expect(await backend.pins.storesPinNames({})).toBe(true);
     expect(
       ["0.25.0", "0.26.0", "0.32.1", "1.0.0", "0.9.1", "nightly"].map((v) => kuboNamesPins(v)),
     ).toEqual([false, true, true, true, false, false]);

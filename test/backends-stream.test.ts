@@ -6,14 +6,16 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
 import {
   BackendAbortedError,
   BackendStreamError,
   BackendUnavailableError,
+  type ContentCapableBackend,
   createBackend,
+  QUASAR_PIN_NAME,
+  requireContent,
 } from "@/backends/index.js";
-import { createRpcTransport } from "@/backends/kubo-rpc.js";
+import { createRpcTransport } from "@/backends/kubo/rpc.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 
 async function drain(source: AsyncIterable<unknown>): Promise<number> {
@@ -24,12 +26,12 @@ async function drain(source: AsyncIterable<unknown>): Promise<number> {
 
 describe("a stream that fails after its 200 header throws instead of truncating", () => {
   let daemon: IpfsDaemon;
-  let backend: Backend;
+  let backend: ContentCapableBackend;
   let broken: CID;
 
   beforeAll(async () => {
     daemon = await startIpfsDaemon();
-    backend = createBackend(daemon.connectionString);
+    backend = requireContent(createBackend(daemon.connectionString), "be tested");
     await backend.open();
     // A 2 MiB file is eight 256 KiB leaves; removing the last one (offline, nothing can
     // fetch it back) makes every full read fail after the first bytes went out.
@@ -37,8 +39,8 @@ describe("a stream that fails after its 200 header throws instead of truncating"
     async function* content() {
       yield bytes;
     }
-    broken = (await backend.addFile(content(), { name: QUASAR_PIN_NAME })).cid;
-    await backend.unpin(broken, {});
+    broken = (await backend.content.addFile(content(), { name: QUASAR_PIN_NAME })).cid;
+    await backend.pins.unpin(broken, {});
     // raw leaves: the last leaf's CID is the raw CID of the last 256 KiB
     const last = CID.createV1(
       raw.code,
@@ -86,7 +88,9 @@ describe("a stream that fails after its 200 header throws instead of truncating"
   it("an export of partly missing content ends with an error, never a short success", async () => {
     let bytes = 0;
     const failure = await (async () => {
-      for await (const chunk of backend.exportCar(broken, { signal: AbortSignal.timeout(1_500) })) {
+      for await (const chunk of backend.content.exportCar(broken, {
+        signal: AbortSignal.timeout(1_500),
+      })) {
         bytes += chunk.byteLength;
       }
     })().then(
@@ -104,7 +108,7 @@ describe("a stream that fails after its 200 header throws instead of truncating"
  */
 describe("broken answers from a misbehaving RPC endpoint", () => {
   let server: Server;
-  let backend: Backend;
+  let backend: ContentCapableBackend;
   const seen: { url: string; authorization: string | undefined }[] = [];
 
   beforeAll(async () => {
@@ -146,7 +150,10 @@ describe("broken answers from a misbehaving RPC endpoint", () => {
     });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
-    backend = createBackend(`ipfs://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    backend = requireContent(
+      createBackend(`ipfs://127.0.0.1:${(server.address() as AddressInfo).port}`),
+      "be tested",
+    );
     await backend.open();
   });
 
@@ -159,20 +166,22 @@ describe("broken answers from a misbehaving RPC endpoint", () => {
   const cid = CID.parse("bafkreiblaotdp3jz5y5b6dsvyrqchw6ntrtxj2q7x2ijpytrwv5hpbj3rq");
 
   it("listPins throws when the trailer reports an error", async () => {
-    await expect(drain(backend.listPins({}))).rejects.toThrow(/datastore read failed/);
-    await expect(drain(backend.listPins({}))).rejects.toBeInstanceOf(BackendStreamError);
+    await expect(drain(backend.pins.listPins({}))).rejects.toThrow(/datastore read failed/);
+    await expect(drain(backend.pins.listPins({}))).rejects.toBeInstanceOf(BackendStreamError);
   });
 
   it("cat and exportCar throw when the connection is cut mid-answer", async () => {
-    await expect(drain(backend.cat(cid, {}))).rejects.toBeInstanceOf(BackendStreamError);
-    await expect(drain(backend.exportCar(cid, {}))).rejects.toBeInstanceOf(BackendStreamError);
+    await expect(drain(backend.content.cat(cid, {}))).rejects.toBeInstanceOf(BackendStreamError);
+    await expect(drain(backend.content.exportCar(cid, {}))).rejects.toBeInstanceOf(
+      BackendStreamError,
+    );
   });
 
   it("sends ?token= as a bearer header, never in the URL, and keeps it out of every error", async () => {
     const port = (server.address() as AddressInfo).port;
     const withToken = createBackend(`ipfs://127.0.0.1:${port}?token=T0K3N-secret`);
     seen.length = 0;
-    const failure = await withToken.pin(cid, { name: QUASAR_PIN_NAME }).then(
+    const failure = await withToken.pins.pin(cid, { name: QUASAR_PIN_NAME }).then(
       () => undefined,
       (error: unknown) => error,
     );
@@ -196,7 +205,7 @@ describe("broken answers from a misbehaving RPC endpoint", () => {
   });
 
   it("a bare 502 from a proxy is a retryable unavailability", async () => {
-    await expect(backend.pin(cid, { name: QUASAR_PIN_NAME })).rejects.toBeInstanceOf(
+    await expect(backend.pins.pin(cid, { name: QUASAR_PIN_NAME })).rejects.toBeInstanceOf(
       BackendUnavailableError,
     );
   });

@@ -11,9 +11,15 @@ import { createHeliaLight } from "helia";
 import { importFile } from "ipfs-unixfs-importer";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
-import { describeBackendConformance } from "@/backends/conformance.js";
-import { BackendUnavailableError, parseBackends } from "@/backends/index.js";
+import { describeContentConformance } from "@/backends/content-conformance.js";
+import {
+  BackendUnavailableError,
+  type ContentCapableBackend,
+  createBackend,
+  QUASAR_PIN_NAME,
+  requireContent,
+} from "@/backends/index.js";
+import { describePinConformance, pinSubjectOf } from "@/backends/pin-conformance.js";
 import { RetryableError } from "@/core/errors.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 
@@ -28,24 +34,33 @@ async function pinForeignOnDaemon(daemon: IpfsDaemon, bytes: Uint8Array): Promis
   return CID.parse(Hash).toV1();
 }
 
+/** Both roles of the backend a connection string names (helia and Kubo play both). */
+function bothRoles(raw: string): ContentCapableBackend {
+  return requireContent(createBackend(raw), "run the content suite");
+}
+
+async function daemonSubject(form: "ipfs://" | "ipfs+http://") {
+  const daemon = await startIpfsDaemon();
+  const backend = bothRoles(daemon.connectionString.replace("ipfs://", form));
+  return {
+    backend,
+    pinForeign: (bytes: Uint8Array) => pinForeignOnDaemon(daemon, bytes),
+    cleanup: () => daemon.destroy(),
+  };
+}
+
 for (const form of ["ipfs://", "ipfs+http://"] as const) {
-  describeBackendConformance(`js-ipfs daemon via ${form}`, async () => {
-    const daemon = await startIpfsDaemon();
-    const [backend] = parseBackends([daemon.connectionString.replace("ipfs://", form)]) as [
-      Backend,
-    ];
-    return {
-      backend,
-      pinForeign: (bytes) => pinForeignOnDaemon(daemon, bytes),
-      cleanup: () => daemon.destroy(),
-    };
+  describePinConformance(`js-ipfs daemon via ${form}`, async () => {
+    const subject = await daemonSubject(form);
+    return pinSubjectOf(subject.backend, subject);
   });
+  describeContentConformance(`js-ipfs daemon via ${form}`, () => daemonSubject(form));
 }
 
 /** An embedded helia backend in a temp dir; foreign pins are made by a second helia on the same stores. */
 async function heliaSubject(query: string) {
   const directory = await mkdtemp(join(tmpdir(), "quasar-helia-"));
-  const [backend] = parseBackends([`helia://${directory}${query}`]) as [Backend];
+  const backend = bothRoles(`helia://${directory}${query}`);
   return {
     backend,
     // Behind the backend's back: close it, pin with a separate helia on the same stores, reopen.
@@ -72,23 +87,27 @@ async function heliaSubject(query: string) {
   };
 }
 
-describeBackendConformance("embedded helia (offline, temp dir)", () =>
-  heliaSubject("?offline=true"),
-);
-
-// The production default: libp2p, bitswap and gateways. This machine has no network, which
-// is the point: it must still start, serve local content, and bound pins of absent content.
-describeBackendConformance("embedded helia (networked default, no network reachable)", () =>
-  heliaSubject(""),
-);
+// The production default (networked: libp2p, bitswap and gateways) as well. This machine has
+// no network, which is the point: it must still start, serve local content, and bound pins of
+// absent content.
+for (const [label, query] of [
+  ["embedded helia (offline, temp dir)", "?offline=true"],
+  ["embedded helia (networked default, no network reachable)", ""],
+] as const) {
+  describePinConformance(label, async () => {
+    const subject = await heliaSubject(query);
+    return pinSubjectOf(subject.backend, subject);
+  });
+  describeContentConformance(label, () => heliaSubject(query));
+}
 
 describe("Kubo backend when the daemon goes down and comes back", () => {
   let daemon: IpfsDaemon;
-  let backend: Backend;
+  let backend: ContentCapableBackend;
 
   beforeAll(async () => {
     daemon = await startIpfsDaemon();
-    [backend] = parseBackends([daemon.connectionString]) as [Backend];
+    backend = bothRoles(daemon.connectionString);
     await backend.open();
   });
 
@@ -101,21 +120,23 @@ describe("Kubo backend when the daemon goes down and comes back", () => {
     async function* bytes() {
       yield new TextEncoder().encode(`before ${Date.now()}`);
     }
-    const before = await backend.addFile(bytes(), { name: QUASAR_PIN_NAME });
+    const before = await backend.content.addFile(bytes(), { name: QUASAR_PIN_NAME });
     await daemon.stop();
 
     expect(await backend.ping()).toBe(false);
-    const failure = await backend.pin(before.cid, { name: QUASAR_PIN_NAME }).then(
+    const failure = await backend.pins.pin(before.cid, { name: QUASAR_PIN_NAME }).then(
       () => undefined,
       (error: unknown) => error,
     );
     expect(failure).toBeInstanceOf(BackendUnavailableError);
     expect(failure).toBeInstanceOf(RetryableError);
     expect(String((failure as Error).message)).toContain(daemon.connectionString);
-    await expect(backend.getPin(before.cid, {})).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(backend.pins.getPin(before.cid, {})).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
     await expect(
       (async () => {
-        for await (const _ of backend.listPins({})) {
+        for await (const _ of backend.pins.listPins({})) {
           // nothing arrives
         }
       })(),
@@ -123,8 +144,8 @@ describe("Kubo backend when the daemon goes down and comes back", () => {
 
     await daemon.restart();
     expect(await backend.ping()).toBe(true);
-    await backend.pin(before.cid, { name: QUASAR_PIN_NAME });
-    expect((await backend.getPin(before.cid, {}))?.name).toBe(QUASAR_PIN_NAME);
+    await backend.pins.pin(before.cid, { name: QUASAR_PIN_NAME });
+    expect((await backend.pins.getPin(before.cid, {}))?.name).toBe(QUASAR_PIN_NAME);
   });
 });
 
@@ -132,13 +153,13 @@ describe("Kubo backend when the daemon goes down and comes back", () => {
 // helia://.quasar/ipfs: two nodes on one directory must see each other's blocks and pins.
 describe("two embedded helia nodes on one directory", () => {
   let directory: string;
-  let api: Backend;
-  let reconciler: Backend;
+  let api: ContentCapableBackend;
+  let reconciler: ContentCapableBackend;
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), "quasar-helia-shared-"));
-    [api] = parseBackends([`helia://${directory}?offline=true`]) as [Backend];
-    [reconciler] = parseBackends([`helia://${directory}?offline=true`]) as [Backend];
+    api = bothRoles(`helia://${directory}?offline=true`);
+    reconciler = bothRoles(`helia://${directory}?offline=true`);
     await api.open();
     await reconciler.open();
   });
@@ -153,14 +174,14 @@ describe("two embedded helia nodes on one directory", () => {
     async function* upload() {
       yield new TextEncoder().encode(`uploaded through the API ${Date.now()}`);
     }
-    const { cid } = await api.addFile(upload(), { name: QUASAR_PIN_NAME });
+    const { cid } = await api.content.addFile(upload(), { name: QUASAR_PIN_NAME });
     expect(api.id).toBe(reconciler.id);
-    expect((await reconciler.getPin(cid, {}))?.name).toBe(QUASAR_PIN_NAME);
-    expect(await reconciler.hasBlock(cid, {})).toBe(true);
-    await reconciler.unpin(cid, {});
-    expect(await api.getPin(cid, {})).toBeUndefined();
-    await reconciler.pin(cid, { name: QUASAR_PIN_NAME });
-    expect((await api.getPin(cid, {}))?.name).toBe(QUASAR_PIN_NAME);
+    expect((await reconciler.pins.getPin(cid, {}))?.name).toBe(QUASAR_PIN_NAME);
+    expect(await reconciler.content.hasBlock(cid, {})).toBe(true);
+    await reconciler.pins.unpin(cid, {});
+    expect(await api.pins.getPin(cid, {})).toBeUndefined();
+    await reconciler.pins.pin(cid, { name: QUASAR_PIN_NAME });
+    expect((await api.pins.getPin(cid, {}))?.name).toBe(QUASAR_PIN_NAME);
   });
 });
 
@@ -203,16 +224,14 @@ describe("two processes opening one fresh networked helia directory at once", ()
 describe("embedded helia stores files in Kubo's layout", () => {
   let daemon: IpfsDaemon;
   let directory: string;
-  let helia: Backend;
-  let kubo: Backend;
+  let helia: ContentCapableBackend;
+  let kubo: ContentCapableBackend;
 
   beforeAll(async () => {
     daemon = await startIpfsDaemon();
     directory = await mkdtemp(join(tmpdir(), "quasar-helia-layout-"));
-    [helia, kubo] = parseBackends([
-      `helia://${directory}?offline=true`,
-      daemon.connectionString,
-    ]) as [Backend, Backend];
+    helia = bothRoles(`helia://${directory}?offline=true`);
+    kubo = bothRoles(daemon.connectionString);
     await helia.open();
     await kubo.open();
   });
@@ -234,11 +253,11 @@ describe("embedded helia stores files in Kubo's layout", () => {
     const CHUNK = 256 * 1024;
     for (const size of [0, 1, CHUNK, CHUNK + 1, 2 * 1024 * 1024 + 123]) {
       const bytes = randomBytes(size);
-      const fromKubo = await kubo.addFile(pieces(bytes, 64 * 1024), {
+      const fromKubo = await kubo.content.addFile(pieces(bytes, 64 * 1024), {
         name: QUASAR_PIN_NAME,
         pin: false,
       });
-      const fromHelia = await helia.addFile(pieces(bytes, 100_003), {
+      const fromHelia = await helia.content.addFile(pieces(bytes, 100_003), {
         name: QUASAR_PIN_NAME,
         pin: false,
       });
@@ -260,12 +279,12 @@ describe("embedded helia stores files in Kubo's layout", () => {
         rawLeaves: true,
       },
     );
-    const added = await helia.addFile(pieces(bytes, 65_536), { name: QUASAR_PIN_NAME });
+    const added = await helia.content.addFile(pieces(bytes, 65_536), { name: QUASAR_PIN_NAME });
     expect(added.cid.toString()).toBe(reference.cid.toString());
     // Pinned through the pin walker (leaves by presence): every block is there to read back.
-    expect((await helia.getPin(added.cid, {}))?.name).toBe(QUASAR_PIN_NAME);
+    expect((await helia.pins.getPin(added.cid, {}))?.name).toBe(QUASAR_PIN_NAME);
     let read = 0;
-    for await (const chunk of helia.cat(added.cid, {})) read += chunk.byteLength;
+    for await (const chunk of helia.content.cat(added.cid, {})) read += chunk.byteLength;
     expect(read).toBe(bytes.byteLength);
   });
 });
@@ -273,7 +292,7 @@ describe("embedded helia stores files in Kubo's layout", () => {
 // helia's isPinned answers for the block, not for a recursive pin of that CID.
 describe("embedded helia pins what was asked, whatever the block's other pins", () => {
   let directory: string;
-  let backend: Backend;
+  let backend: ContentCapableBackend;
   const chunk = (byte: number) => new Uint8Array(256 * 1024).fill(byte);
   async function* file(...chunks: Uint8Array[]) {
     for (const part of chunks) yield part;
@@ -281,7 +300,7 @@ describe("embedded helia pins what was asked, whatever the block's other pins", 
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), "quasar-helia-pins-"));
-    [backend] = parseBackends([`helia://${directory}?offline=true`]) as [Backend];
+    backend = bothRoles(`helia://${directory}?offline=true`);
     await backend.open();
   });
 
@@ -292,34 +311,39 @@ describe("embedded helia pins what was asked, whatever the block's other pins", 
 
   it("pins a CID whose block is already inside another pin's DAG", async () => {
     // One 256 KiB chunk with raw leaves is a single raw block: the leaf of the larger file.
-    const outer = await backend.addFile(file(chunk(1), chunk(2)), { name: QUASAR_PIN_NAME });
-    const inner = await backend.addFile(file(chunk(1)), { name: QUASAR_PIN_NAME, pin: false });
-    expect(await backend.getPin(outer.cid, {})).toBeDefined();
-    expect(await backend.getPin(inner.cid, {})).toBeUndefined();
-    await backend.pin(inner.cid, { name: QUASAR_PIN_NAME });
-    expect(await backend.getPin(inner.cid, {})).toBeDefined();
+    const outer = await backend.content.addFile(file(chunk(1), chunk(2)), {
+      name: QUASAR_PIN_NAME,
+    });
+    const inner = await backend.content.addFile(file(chunk(1)), {
+      name: QUASAR_PIN_NAME,
+      pin: false,
+    });
+    expect(await backend.pins.getPin(outer.cid, {})).toBeDefined();
+    expect(await backend.pins.getPin(inner.cid, {})).toBeUndefined();
+    await backend.pins.pin(inner.cid, { name: QUASAR_PIN_NAME });
+    expect(await backend.pins.getPin(inner.cid, {})).toBeDefined();
     const listed = new Set<string>();
-    for await (const pin of backend.listPins({})) listed.add(pin.cid.toString());
+    for await (const pin of backend.pins.listPins({})) listed.add(pin.cid.toString());
     expect(listed.has(inner.cid.toString())).toBe(true);
   });
 
   it("completes a pin whose earlier add was cut short after its first block", async () => {
     // An abort after the first block leaves the on-disk state a SIGKILL at that moment leaves:
     // the root's pinned-block record written, the pin record not.
-    const { cid } = await backend.addFile(file(chunk(3), chunk(4), chunk(5)), {
+    const { cid } = await backend.content.addFile(file(chunk(3), chunk(4), chunk(5)), {
       name: QUASAR_PIN_NAME,
       pin: false,
     });
     const cut = new AbortController();
     await expect(
-      backend.pin(cid, {
+      backend.pins.pin(cid, {
         name: QUASAR_PIN_NAME,
         signal: cut.signal,
         onProgress: () => cut.abort(),
       }),
     ).rejects.toThrow();
-    expect(await backend.getPin(cid, {})).toBeUndefined();
-    await backend.pin(cid, { name: QUASAR_PIN_NAME });
-    expect((await backend.getPin(cid, {}))?.name).toBe(QUASAR_PIN_NAME);
+    expect(await backend.pins.getPin(cid, {})).toBeUndefined();
+    await backend.pins.pin(cid, { name: QUASAR_PIN_NAME });
+    expect((await backend.pins.getPin(cid, {}))?.name).toBe(QUASAR_PIN_NAME);
   });
 });

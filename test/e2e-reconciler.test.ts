@@ -13,7 +13,7 @@ import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "@/backends/backend.js";
+import type { ContentCapableBackend } from "@/backends/backend.js";
 import { type Anvil, deployContracts, pinMany, startAnvil, unregister } from "./harness/anvil.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
@@ -34,8 +34,8 @@ describe("PinHash on chain to pinned on both backends, Unregister to released", 
   let daemon: IpfsDaemon;
   let dir: string;
   let f: EngineFixture;
-  let kubo: Backend;
-  let helia: Backend;
+  let kubo: ContentCapableBackend;
+  let helia: ContentCapableBackend;
   let chainId: number;
   let registry: Address;
   let storage: Address;
@@ -68,7 +68,7 @@ describe("PinHash on chain to pinned on both backends, Unregister to released", 
       indexerSchema: indexer.schema,
       env: { QUASAR_PIN_TTL: `${TTL_MS}ms` },
     });
-    [kubo, helia] = f.backends as [Backend, Backend];
+    [kubo, helia] = f.backends as [ContentCapableBackend, ContentCapableBackend];
   });
   afterAll(async () => {
     await f?.close();
@@ -79,8 +79,8 @@ describe("PinHash on chain to pinned on both backends, Unregister to released", 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const pinnedOn = async (backend: Backend, cid: CID) =>
-    (await backend.getPin(cid, {})) !== undefined;
+  const pinnedOn = async (backend: ContentCapableBackend, cid: CID) =>
+    (await backend.pins.getPin(cid, {})) !== undefined;
   const pinnedEverywhere = async () => {
     for (const cid of cids) {
       if (!(await pinnedOn(kubo, cid)) || !(await pinnedOn(helia, cid))) return false;

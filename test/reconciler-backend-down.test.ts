@@ -6,7 +6,7 @@ import getPort from "get-port";
 import type { Kysely } from "kysely";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { collectStatus, formatStatus } from "@/cli/commands/status.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
@@ -99,7 +99,7 @@ describe("a backend that cannot be opened at start", () => {
     expect(heliaWorker.isUp()).toBe(true);
 
     // Content on helia (as an upload stores it), made desired the way uploads do.
-    const { cid } = await helia.addFile(bytes(new Uint8Array(randomBytes(4_096))), {
+    const { cid } = await helia.content!.addFile(bytes(new Uint8Array(randomBytes(4_096))), {
       name: QUASAR_PIN_NAME,
       pin: false,
     });
@@ -168,7 +168,7 @@ describe("a backend that cannot be opened at start", () => {
     // daemon cannot fetch the content, so it is copied from helia as a CAR).
     daemon = await startIpfsDaemon({ port: kuboPort });
     expect(await until(async () => (await statusOn(kubo.id)) === "pinned", 60_000)).toBe(true);
-    expect(await kubo.getPin(cid, {})).toMatchObject({ name: QUASAR_PIN_NAME });
+    expect(await kubo.pins.getPin(cid, {})).toMatchObject({ name: QUASAR_PIN_NAME });
     const upMetrics = await metrics();
     expect(upGauge(upMetrics, kuboLabel)).toBe("1");
     expect(upMetrics).toMatch(/quasar_reconciler_ready 1/);

@@ -165,7 +165,7 @@ describe("reconciler process killed mid-batch", () => {
     await helia.open();
     try {
       const pinned = new Set<string>();
-      for await (const pin of helia.listPins({})) pinned.add(pin.cid.toV1().toString());
+      for await (const pin of helia.pins.listPins({})) pinned.add(pin.cid.toV1().toString());
       return pinned;
     } finally {
       await helia.close();
@@ -174,7 +174,7 @@ describe("reconciler process killed mid-batch", () => {
   async function onDaemon(): Promise<Set<string>> {
     const kubo = createBackend(daemon.connectionString);
     const pinned = new Set<string>();
-    for await (const pin of kubo.listPins({})) pinned.add(pin.cid.toV1().toString());
+    for await (const pin of kubo.pins.listPins({})) pinned.add(pin.cid.toV1().toString());
     return pinned;
   }
 

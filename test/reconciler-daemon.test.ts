@@ -6,7 +6,7 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "@/backends/backend.js";
+import type { ContentCapableBackend } from "@/backends/backend.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";
 
@@ -19,8 +19,8 @@ describe("engine on a js-ipfs daemon and embedded helia", () => {
   let dir: string;
   let daemon: IpfsDaemon;
   let f: EngineFixture;
-  let kubo: Backend;
-  let helia: Backend;
+  let kubo: ContentCapableBackend;
+  let helia: ContentCapableBackend;
   const TTL_MS = 60_000;
 
   beforeAll(async () => {
@@ -30,7 +30,7 @@ describe("engine on a js-ipfs daemon and embedded helia", () => {
       backends: [daemon.connectionString, `helia://${join(dir, "helia")}?offline=true`],
       env: { QUASAR_PIN_TTL: `${TTL_MS}ms`, QUASAR_PIN_INACTIVITY_TIMEOUT: "5s" },
     });
-    [kubo, helia] = f.backends as [Backend, Backend];
+    [kubo, helia] = f.backends as [ContentCapableBackend, ContentCapableBackend];
   });
   afterAll(async () => {
     await f?.close();
@@ -49,8 +49,8 @@ describe("engine on a js-ipfs daemon and embedded helia", () => {
     await daemon.rpc("pin/add", { arg: cid.toString(), recursive: "true" });
     return cid;
   }
-  const pinnedOn = async (backend: Backend, cid: CID) =>
-    (await backend.getPin(cid, {})) !== undefined;
+  const pinnedOn = async (backend: ContentCapableBackend, cid: CID) =>
+    (await backend.pins.getPin(cid, {})) !== undefined;
 
   it("never touches foreign pins on the shared daemon, desired or not", async () => {
     const undesired = await foreignPin();
@@ -106,7 +106,7 @@ describe("engine on a js-ipfs daemon and embedded helia", () => {
       true,
     );
     expect(await f.row(kubo, text)).toMatchObject({ owned: true });
-    expect(await kubo.getPin(cid, {})).toMatchObject({ name: "quasar" });
+    expect(await kubo.pins.getPin(cid, {})).toMatchObject({ name: "quasar" });
     await daemon.rpc("pin/add", { arg: text, recursive: "true" });
 
     expect(
@@ -148,10 +148,10 @@ describe("engine on a js-ipfs daemon and embedded helia", () => {
     const cids: CID[] = [];
     for (let i = 0; i < 3; i++) {
       // Stored on helia but not pinned there, so helia has work of its own to do.
-      const { cid } = await helia.addFile(bytes(new Uint8Array(randomBytes(300))), {
+      const { cid } = await helia.content.addFile(bytes(new Uint8Array(randomBytes(300))), {
         name: "quasar",
       });
-      await helia.unpin(cid, {});
+      await helia.pins.unpin(cid, {});
       cids.push(cid);
       await f.want(cid.toString());
     }

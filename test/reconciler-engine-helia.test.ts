@@ -5,7 +5,7 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "@/backends/backend.js";
+import type { ContentCapableBackend } from "@/backends/backend.js";
 import { recordOwnedPin } from "@/db/ledger/ledger.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";
 
@@ -18,8 +18,8 @@ async function* bytes(text: string) {
 describe("engine on two embedded helia backends with the real desired store", () => {
   let dir: string;
   let f: EngineFixture;
-  let a: Backend;
-  let b: Backend;
+  let a: ContentCapableBackend;
+  let b: ContentCapableBackend;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "quasar-engine-"));
@@ -30,18 +30,18 @@ describe("engine on two embedded helia backends with the real desired store", ()
       ],
       env: { QUASAR_PIN_TTL: "6s", QUASAR_PIN_DEADLINE: "1s", QUASAR_FAILED_RETRY_INTERVAL: "1h" },
     });
-    [a, b] = f.backends as [Backend, Backend];
+    [a, b] = f.backends as [ContentCapableBackend, ContentCapableBackend];
   });
   afterAll(async () => {
     await f?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const pinnedOn = async (backend: Backend, cid: CID) =>
-    (await backend.getPin(cid, {})) !== undefined;
+  const pinnedOn = async (backend: ContentCapableBackend, cid: CID) =>
+    (await backend.pins.getPin(cid, {})) !== undefined;
 
   it("copies an upload to the backend that cannot fetch it, then releases both pins when the TTL runs out", async () => {
-    const { cid } = await a.addFile(bytes("hello quasar"), { name: "quasar" });
+    const { cid } = await a.content.addFile(bytes("hello quasar"), { name: "quasar" });
     const text = cid.toString();
     // What the API does on upload: pin on one backend, record ownership and the optimistic pin.
     await f.db
@@ -81,8 +81,8 @@ describe("engine on two embedded helia backends with the real desired store", ()
   });
 
   it("adopts a desired foreign pin, never unpins it, and leaves undesired foreign pins alone", async () => {
-    const foreign = await a.addFile(bytes("someone else's"), { name: "someone-else" });
-    const other = await a.addFile(bytes("not ours, not desired"), { name: "someone-else" });
+    const foreign = await a.content.addFile(bytes("someone else's"), { name: "someone-else" });
+    const other = await a.content.addFile(bytes("not ours, not desired"), { name: "someone-else" });
     const text = foreign.cid.toString();
     await f.want(text);
     expect(
@@ -113,10 +113,10 @@ describe("engine on two embedded helia backends with the real desired store", ()
   });
 
   it("re-pins content unpinned by hand on the next sweep", async () => {
-    const { cid } = await a.addFile(bytes("drift"), { name: "quasar" });
+    const { cid } = await a.content.addFile(bytes("drift"), { name: "quasar" });
     await f.want(cid.toString());
     expect(await f.until(() => pinnedOn(b, cid))).toBe(true);
-    await b.unpin(cid, {});
+    await b.pins.unpin(cid, {});
     expect(await pinnedOn(b, cid)).toBe(false);
     const report = await f.reconciler.sweepOnce();
     expect(report.backends.find((r) => r.backendId === b.id)?.requeued).toBe(1);
@@ -161,7 +161,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
     expect((await f.metrics.degraded.get()).values[0]?.value).toBeGreaterThanOrEqual(1);
 
     // New work still goes through while the failed CID waits.
-    const { cid } = await a.addFile(bytes("new work"), { name: "quasar" });
+    const { cid } = await a.content.addFile(bytes("new work"), { name: "quasar" });
     await f.want(cid.toString());
     expect(await f.until(() => pinnedOn(b, cid))).toBe(true);
   });

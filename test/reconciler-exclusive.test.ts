@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend } from "@/backends/backend.js";
+import type { ContentCapableBackend } from "@/backends/backend.js";
 import { createApiFixture } from "./api-fixture.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";
@@ -13,7 +13,7 @@ import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js
 describe("engine on a daemon declared exclusive", () => {
   let daemon: IpfsDaemon;
   let f: EngineFixture;
-  let kubo: Backend;
+  let kubo: ContentCapableBackend;
   const TTL_MS = 60_000;
 
   beforeAll(async () => {
@@ -22,7 +22,7 @@ describe("engine on a daemon declared exclusive", () => {
       backends: [`${daemon.connectionString}?exclusive=true`],
       env: { QUASAR_PIN_TTL: `${TTL_MS}ms` },
     });
-    [kubo] = f.backends as [Backend];
+    [kubo] = f.backends as [ContentCapableBackend];
   });
   afterAll(async () => {
     await f?.close();
@@ -30,7 +30,7 @@ describe("engine on a daemon declared exclusive", () => {
   });
 
   it("makes no ownership checks: an existing pin counts as Quasar's and is released with it", async () => {
-    expect(kubo.exclusive).toBe(true);
+    expect(kubo.pins.exclusive).toBe(true);
     const answer = await daemon.rpc(
       "block/put",
       { format: "raw", "cid-codec": "raw", mhtype: "sha2-256" },
@@ -48,7 +48,7 @@ describe("engine on a daemon declared exclusive", () => {
     expect(
       await f.until(async () => (await f.row(kubo, text))?.status === "unpinned", 20_000),
     ).toBe(true);
-    expect(await kubo.getPin(cid, {})).toBeUndefined();
+    expect(await kubo.pins.getPin(cid, {})).toBeUndefined();
     const decisions = await f.ledger
       .selectFrom("reconcile_log")
       .select("decision")

@@ -1,7 +1,6 @@
 import type { Kysely } from "kysely";
 import { pino } from "pino";
-import type { Backend } from "@/backends/backend.js";
-import { createBackend } from "@/backends/index.js";
+import { type ContentCapableBackend, createBackend, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { connectDatabase } from "@/db/connect.js";
@@ -26,14 +25,15 @@ export type EngineFixture = {
   reconcilerSchema: string;
   indexerSchema: string;
   databaseUrl: string;
-  backends: Backend[];
+  /** Both roles of every backend (the fixture takes helia and Kubo strings only). */
+  backends: ContentCapableBackend[];
   store: DesiredStore;
   reconciler: Reconciler;
   metrics: ReconcilerMetrics;
   config: QuasarConfig;
   /** Makes `cid` desired (an optimistic pin for QUASAR_PIN_TTL from now). */
   want(cid: string, now?: Date): Promise<void>;
-  row(backend: Backend, cid: string): Promise<LedgerRow | undefined>;
+  row(backend: ContentCapableBackend, cid: string): Promise<LedgerRow | undefined>;
   /** Polls `check` until it holds or `timeoutMs` passes; returns its last value. */
   until(check: () => Promise<boolean>, timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
@@ -72,6 +72,11 @@ export async function createEngineFixture(options: {
   start?: boolean;
   /** An indexer schema Ponder writes (end to end); by default a fresh one with empty tables. */
   indexerSchema?: string;
+  /**
+   * Indices of backends the engine sees with their pin role only, as it will see an IPFS
+   * Cluster or Pinning Service backend (none exists yet). The tests keep both roles.
+   */
+  pinOnly?: number[];
 }): Promise<EngineFixture> {
   const reconcilerSchema = await createTestSchema("rec");
   const indexerSchema: { schema: string; drop(): Promise<void> } = options.indexerSchema
@@ -91,7 +96,9 @@ export async function createEngineFixture(options: {
     QUASAR_RECONCILER_SCHEMA: reconcilerSchema.schema,
     QUASAR_INDEXER_SCHEMA: indexerSchema.schema,
   });
-  const backends = options.backends.map((raw) => createBackend(raw));
+  const backends = options.backends.map((raw) =>
+    requireContent(createBackend(raw), "serve the reconciler tests"),
+  );
   for (const backend of backends) await backend.open();
   const store = createDesiredStore({
     db,
@@ -103,7 +110,9 @@ export async function createEngineFixture(options: {
   const reconciler = createReconciler({
     common: { logger: pino({ level: config.QUASAR_LOG_LEVEL }), metrics },
     db,
-    backends,
+    backends: backends.map((backend, index) =>
+      options.pinOnly?.includes(index) ? { ...backend, content: undefined } : backend,
+    ),
     desiredStore: store,
     config,
     stopGraceMs: 2_000,

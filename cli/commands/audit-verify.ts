@@ -2,7 +2,8 @@ import { randomInt } from "node:crypto";
 import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Backend } from "@/backends/backend.js";
-import { QUASAR_PIN_NAME } from "@/backends/backend.js";
+import type { ContentBackend } from "@/backends/content-backend.js";
+import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { openDatabase, parseWholeNumber, toJson } from "../common.js";
 import { UsageError } from "../errors.js";
@@ -89,7 +90,7 @@ async function verifyOne(
       .catch(() => new Set<string>());
     await backend.open();
     const pinned = new Set<string>();
-    for await (const pin of backend.listPins({ signal })) {
+    for await (const pin of backend.pins.listPins({ signal })) {
       const cid = pin.cid.toV1().toString();
       pinned.add(cid);
       if (desired.has(cid)) continue;
@@ -101,7 +102,16 @@ async function verifyOne(
     const candidates = [...desired].filter((cid) => pinned.has(cid));
     for (let index = 0; index < sample && candidates.length > 0; index++) {
       const [cid] = candidates.splice(randomInt(candidates.length), 1) as [string];
-      result.sampled.push(await checkBlocks(backend, cid, signal));
+      result.sampled.push(
+        backend.content
+          ? await checkBlocks(backend.content, cid, signal)
+          : {
+              cid,
+              complete: false,
+              blocks: 0,
+              problem: "the backend only pins: no blocks to read",
+            },
+      );
     }
   } catch (error) {
     result.error = describeError(error);
@@ -116,7 +126,7 @@ async function verifyOne(
  * the whole DAG must export. A backend that fetches missing blocks while exporting hides a
  * hole it can fill; the timeout bounds one that cannot.
  */
-async function checkBlocks(backend: Backend, cid: string, signal: AbortSignal) {
+async function checkBlocks(backend: ContentBackend, cid: string, signal: AbortSignal) {
   const parsed = CID.parse(cid);
   const timeout = AbortSignal.any([signal, AbortSignal.timeout(SAMPLE_TIMEOUT_MS)]);
   try {

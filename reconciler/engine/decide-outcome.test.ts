@@ -1,6 +1,6 @@
 import { CID } from "multiformats/cid";
 import { describe, expect, it } from "vitest";
-import { QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import type { ChangeResult, LedgerChange, LedgerRow } from "@/db/ledger/ledger.js";
 import {
   decideAdoption,

@@ -1,5 +1,4 @@
-import type { PinListing } from "@/backends/backend.js";
-import { QUASAR_PIN_NAME } from "@/backends/backend.js";
+import { type PinListing, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import type { ChangeResult, LedgerChange } from "@/db/ledger/ledger.js";
 
 /**

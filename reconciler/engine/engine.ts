@@ -141,7 +141,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
       db,
       logger,
       metrics,
-      policy: { ...policy, foreignPinCheck: !backend.exclusive },
+      policy: { ...policy, foreignPinCheck: !backend.pins.exclusive },
       // A peer that is down cannot serve a copy (and one never opened must not be started here).
       peers: () => workers.filter((w) => w.isUp()).map((w) => w.backend),
       onHealthChange: () => void reportHealth(),
@@ -248,7 +248,7 @@ export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>)
     const signal = lifecycle?.signal;
     let listed = 0;
     async function* listing() {
-      for await (const pin of backend.listPins({ signal })) {
+      for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
         yield pin.cid.toV1().toString();
       }

@@ -1,7 +1,8 @@
 import type { Kysely } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Logger } from "pino";
-import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
+import type { Backend } from "@/backends/backend.js";
+import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { applyChanges, type LedgerChange, type LedgerTables } from "@/db/ledger/ledger.js";
 import { type ClaimedRow, claimWork, relaxCommit } from "@/db/ledger/queue.js";
@@ -44,7 +45,7 @@ export type WorkerPolicy = {
    * Look for a pin Quasar did not create before pinning (one `getPin` per new pin) and adopt
    * it, never to be unpinned; and before unpinning, for a pin someone else made again since
    * (its name is not Quasar's), which is left in place. Off for a backend the operator
-   * declared exclusive (Backend.exclusive).
+   * declared exclusive (PinBackend.exclusive).
    */
   foreignPinCheck: boolean;
 };
@@ -156,7 +157,10 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     const ids = { backendId: backend.id, cid: row.cid };
     try {
       if (looksForForeignPin(row, policy.foreignPinCheck)) {
-        const adopted = decideAdoption({ ...ids, found: await backend.getPin(cid, { signal }) });
+        const adopted = decideAdoption({
+          ...ids,
+          found: await backend.pins.getPin(cid, { signal }),
+        });
         if (adopted) {
           metrics.operations.inc({ ...label, op: "adopt", outcome: "ok" });
           logger.info({ msg: "foreign pin adopted: never unpinned", cid: row.cid });
@@ -165,7 +169,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
       }
       await withInactivityTimeout(
         ({ signal: pinSignal, progress }) =>
-          backend.pin(cid, { name: QUASAR_PIN_NAME, signal: pinSignal, onProgress: progress }),
+          backend.pins.pin(cid, { name: QUASAR_PIN_NAME, signal: pinSignal, onProgress: progress }),
         { timeoutMs: policy.inactivityTimeoutMs, signal },
       );
       metrics.operations.inc({ ...label, op: "pin", outcome: "ok" });
@@ -192,15 +196,18 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     const ids = { backendId: backend.id, cid: row.cid };
     try {
       // Pin names tell whether someone pinned it again only where the backend stores them.
-      if (policy.foreignPinCheck && (await backend.storesPinNames({ signal }))) {
-        const disowned = decideDisown({ ...ids, found: await backend.getPin(cid, { signal }) });
+      if (policy.foreignPinCheck && (await backend.pins.storesPinNames({ signal }))) {
+        const disowned = decideDisown({
+          ...ids,
+          found: await backend.pins.getPin(cid, { signal }),
+        });
         if (disowned) {
           metrics.operations.inc({ ...label, op: "disown", outcome: "ok" });
           logger.info({ msg: "pinned again by someone else: left in place", cid: row.cid });
           return disowned;
         }
       }
-      await backend.unpin(cid, { signal });
+      await backend.pins.unpin(cid, { signal });
       metrics.operations.inc({ ...label, op: "unpin", outcome: "ok" });
       return decideUnpinned(ids);
     } catch (error) {
@@ -223,23 +230,29 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     return decideRecover({ backendId: backend.id, row, error, stopping, up });
   }
 
-  /** Copies `cid` from a peer that holds it pinned (the whole DAG) as a CAR. */
+  /**
+   * Copies `cid` from a peer that holds it pinned (the whole DAG) as a CAR. Both ends need the
+   * content role: a pin-only backend can neither export nor import one.
+   */
   async function copyFromPeer(cid: CID, signal: AbortSignal): Promise<string | undefined> {
+    const target = backend.content;
+    if (!target) return undefined;
     for (const peer of params.peers()) {
-      if (peer.id === backend.id) continue;
+      if (peer.id === backend.id || !peer.content) continue;
+      const source = peer.content;
       try {
-        const held = (await peer.getPin(cid, { signal })) !== undefined;
+        const held = (await peer.pins.getPin(cid, { signal })) !== undefined;
         if (!held) continue;
         await withInactivityTimeout(
           async ({ signal: copySignal, progress }) => {
-            const car = peer.exportCar(cid, { signal: copySignal });
+            const car = source.exportCar(cid, { signal: copySignal });
             async function* counted() {
               for await (const chunk of car) {
                 progress();
                 yield chunk;
               }
             }
-            await backend.importCar(counted(), { name: QUASAR_PIN_NAME, signal: copySignal });
+            await target.importCar(counted(), { name: QUASAR_PIN_NAME, signal: copySignal });
           },
           { timeoutMs: policy.inactivityTimeoutMs, signal },
         );

@@ -1,6 +1,6 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import { BackendAbortedError, BackendStreamError, BackendUnavailableError } from "./errors.js";
+import { BackendAbortedError, BackendStreamError, BackendUnavailableError } from "../errors.js";
 
 /**
  * A minimal Kubo RPC transport on node:http. kubo-rpc-client is not used for calls because it

@@ -6,6 +6,7 @@ import type {
 } from "@helia/interface";
 import { createUnsafe } from "multiformats/block";
 import type { CID } from "multiformats/cid";
+import * as raw from "multiformats/codecs/raw";
 
 /** Blocks fetched ahead of the walk, so a DAG fetched from the network loads in parallel. */
 const PREFETCH = 16;
@@ -58,6 +59,37 @@ export function safeWalker(): GraphWalkerFactory {
     },
   });
 }
+
+/**
+ * The walker for pins.add and pins.rm, which read only each block's CID and links. A raw
+ * block has no links, so one stored locally is not read at all: pinning a 1 GiB upload then
+ * reads its ~25 dag-pb nodes instead of 1 GiB of leaves (garbage that raised the peak RSS by
+ * ~20-30 MB). A raw block not stored here is fetched as before, so a pin still brings the
+ * whole DAG. The CAR export keeps the plain walker: it needs every block's bytes.
+ */
+export function pinWalker(): GraphWalkerFactory {
+  const walker = safeWalker();
+  return (components) => {
+    const store = components.blockstore;
+    const blockstore = new Proxy(store, {
+      get(target, property) {
+        if (property !== "get") {
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return async function* get(cid: CID, options?: Parameters<typeof target.get>[1]) {
+          if (cid.code === raw.code && (await target.has(cid, options))) {
+            yield NO_BYTES;
+            return;
+          }
+          yield* target.get(cid, options);
+        };
+      },
+    });
+    return walker({ ...components, blockstore });
+  };
+}
+const NO_BYTES = new Uint8Array(0);
 
 async function collect(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array | Promise<Uint8Array>,

@@ -1,0 +1,71 @@
+import type { CID } from "multiformats/cid";
+import type { BackendLifecycle } from "./lifecycle.js";
+import type { PinOptions } from "./pin-backend.js";
+
+/**
+ * The content role: stores and serves bytes. The API uploads and reads through it; the
+ * reconciler uses only its CAR export and import, to copy a DAG from a node that holds it to
+ * one that cannot fetch it. Every implementation passes backends/content-conformance.ts.
+ *
+ * A content backend today always plays the pin role too, on the same node (helia, Kubo):
+ * "pinned with `name`" below is that node's pin, the one its PinBackend lists.
+ */
+export interface ContentBackend extends BackendLifecycle {
+  /**
+   * True when the root block of `cid` is stored locally. Never fetches from the network and
+   * answers within seconds either way.
+   */
+  hasBlock(cid: CID, options: { signal?: AbortSignal }): Promise<boolean>;
+
+  /**
+   * Stores a file as UnixFS the way Kubo's `add --cid-version=1 --raw-leaves` does (256 KiB
+   * chunks, 174 links per node), so the same bytes give the same CID on every backend whatever
+   * the pieces they arrive in. Streams, never buffers the whole file. Pinned with `name` unless
+   * `pin: false`. An error thrown by `content` itself (an upload cut off, a size limit)
+   * reaches the caller unchanged; nothing is pinned then.
+   */
+  addFile(content: AsyncIterable<Uint8Array>, options: StoreOptions): Promise<AddResult>;
+  /**
+   * Stores a JSON value as dag-cbor (Kubo's dag/put default) or dag-json, read the way Kubo's
+   * `dag put --input-codec=dag-json` reads it (`{"/": "bafy…"}` is a link). Pinned unless
+   * `pin: false`. Throws InvalidDagValueError for a value the codec cannot encode.
+   */
+  putDag(value: unknown, options: StoreOptions & { codec?: "dag-cbor" | "dag-json" }): Promise<CID>;
+  /**
+   * Reads a DAG node, following `path` inside it and through links. A path that does not
+   * exist throws BackendRequestError; a block not available throws ContentUnavailableError.
+   */
+  getDag(cid: CID, options: { path?: string; signal?: AbortSignal }): Promise<DagNode>;
+  /**
+   * Streams a UnixFS file's bytes, from `offset` for `length` bytes when given. A stream that
+   * breaks off throws (BackendStreamError) rather than ending early.
+   */
+  cat(
+    cid: CID,
+    options: { offset?: number; length?: number; signal?: AbortSignal },
+  ): AsyncIterable<Uint8Array>;
+
+  /**
+   * Exports the whole DAG under `cid` as a CARv1 stream, each block once; used to copy
+   * content between backends. A block missing midway throws (never a short, valid-looking CAR).
+   */
+  exportCar(cid: CID, options: { signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+  /**
+   * Imports a CAR stream and pins its roots with `name` (as `pin` does: idempotent). Blocks
+   * are checked against their CIDs. An error thrown by `car` itself (another backend's broken
+   * export) reaches the caller with its class unchanged.
+   */
+  importCar(car: AsyncIterable<Uint8Array>, options: PinOptions): Promise<void>;
+}
+
+export type StoreOptions = PinOptions & {
+  /**
+   * Default true. False stores the blocks without pinning them, so the caller can first look
+   * for an existing (possibly foreign) pin and record its intent before pinning (the API's
+   * upload path: it must never unpin a pin it did not create).
+   */
+  pin?: boolean;
+};
+
+export type AddResult = { cid: CID; size: number };
+export type DagNode = { value: unknown; remainderPath: string };

@@ -1,0 +1,124 @@
+import { CID } from "multiformats/cid";
+import { BackendRequestError } from "../errors.js";
+import type { PinBackend, PinListing, PinOptions } from "../pin-backend.js";
+import type { KuboClient } from "./client.js";
+import { isRecord, ndjson, type RpcArgs, RpcDaemonError, readJson } from "./rpc.js";
+
+/** The pin role of a Kubo RPC daemon: `pin/add`, `pin/rm`, `pin/ls` (recursive pins only). */
+export function createKuboPins(client: KuboClient): PinBackend {
+  const { label } = client.lifecycle;
+  const { fail } = client;
+
+  async function pinAdd(cid: CID, options: PinOptions): Promise<void> {
+    const current = await client.dialect(options.signal);
+    const body = await client.call("pin/add", {
+      args: {
+        arg: cid.toString(),
+        recursive: true,
+        progress: true,
+        ...client.nameArgs(current, options.name),
+      },
+      signal: options.signal,
+    });
+    let pinned = false;
+    let blocks = 0;
+    for await (const line of ndjson(body, (message) => new RpcDaemonError(500, message))) {
+      if (!isRecord(line)) continue;
+      // Kubo repeats the count on its last line; the contract reports growth only.
+      if (typeof line.Progress === "number" && line.Progress > blocks) {
+        blocks = line.Progress;
+        options.onProgress?.(blocks);
+      }
+      if (Array.isArray(line.Pins)) pinned = true;
+    }
+    if (!pinned) throw new BackendRequestError(label, "pin", "the daemon's answer listed no pin");
+  }
+
+  async function* pinLs(
+    args: RpcArgs,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<PinListing> {
+    const current = await client.dialect(signal);
+    const body = await client.call("pin/ls", {
+      args: {
+        type: "recursive",
+        stream: true,
+        ...(current === "kubo" ? { names: true } : {}),
+        ...args,
+      },
+      signal,
+    });
+    for await (const line of ndjson(body, (message) => new RpcDaemonError(500, message))) {
+      if (!isRecord(line)) continue;
+      if (typeof line.Cid === "string") yield toListing(line.Cid, line);
+      else if (isRecord(line.Keys)) {
+        // a non-streaming answer: {"Keys": {cid: {Type, Name}}}
+        for (const [cidText, entry] of Object.entries(line.Keys)) {
+          if (isRecord(entry)) yield toListing(cidText, entry);
+        }
+      }
+    }
+  }
+
+  return {
+    ...client.lifecycle,
+    exclusive: client.params.exclusive ?? false,
+
+    async pin(cid, options) {
+      try {
+        await pinAdd(cid, options);
+      } catch (error) {
+        fail("pin", error, cid);
+      }
+    },
+
+    async unpin(cid, options) {
+      try {
+        await readJson(
+          await client.call("pin/rm", {
+            args: { arg: cid.toString(), recursive: true },
+            signal: options.signal,
+          }),
+        );
+      } catch (error) {
+        if (error instanceof RpcDaemonError && /not pinned/i.test(error.daemonMessage)) return;
+        fail("unpin", error);
+      }
+    },
+
+    async *listPins(options) {
+      try {
+        yield* pinLs({}, options.signal);
+      } catch (error) {
+        fail("listPins", error);
+      }
+    },
+
+    async getPin(cid, options) {
+      try {
+        for await (const listing of pinLs({ arg: cid.toString() }, options.signal)) return listing;
+        return undefined;
+      } catch (error) {
+        if (error instanceof RpcDaemonError && /not pinned/i.test(error.daemonMessage))
+          return undefined;
+        return fail("getPin", error);
+      }
+    },
+
+    async storesPinNames(options) {
+      await client.dialect(options.signal).catch((error: unknown) => fail("version", error));
+      return client.storesNames();
+    },
+  };
+}
+
+function toListing(cidText: string, entry: Record<string, unknown>): PinListing {
+  const cid = CID.parse(cidText).toV1();
+  const name =
+    typeof entry.Name === "string" && entry.Name !== ""
+      ? entry.Name
+      : isRecord(entry.Metadata) && typeof entry.Metadata.name === "string"
+        ? entry.Metadata.name
+        : undefined;
+  return name === undefined ? { cid } : { cid, name };
+}
