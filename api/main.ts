@@ -1,7 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
-import type { Kysely } from "kysely";
 import pino, { type Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import { parseBackends } from "@/backends/index.js";
@@ -50,7 +49,7 @@ export async function runApi(
       level: config.QUASAR_LOG_LEVEL,
       redact: ["req.headers.authorization", "*.authorization"],
     });
-  const db = connectDatabase<Record<string, never>>({
+  const db = connectDatabase({
     databaseUrl: config.DATABASE_URL,
     maxConnections: 10,
     applicationName: "quasar-api",
@@ -62,7 +61,7 @@ export async function runApi(
   };
   try {
     // Idempotent and safe beside a running reconciler: the API may start first.
-    await migrate(db, config.QUASAR_RECONCILER_SCHEMA);
+    await migrateToLatest(db, config.QUASAR_RECONCILER_SCHEMA);
     backends.push(...parseBackends(config.QUASAR_BACKENDS));
     for (const [index, backend] of backends.entries()) {
       try {
@@ -135,24 +134,6 @@ export async function runApi(
     else signal.addEventListener("abort", stop, { once: true });
   });
   return { url, closed };
-}
-
-/**
- * kysely's Migrator introspects every schema's tables before taking its lock, and Postgres
- * answers 3F000 when some other schema is dropped at that instant (test suites do that all
- * the time). Only that error is retried.
- */
-async function migrate<Tables>(db: Kysely<Tables>, schema: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await migrateToLatest(db, schema);
-      return;
-    } catch (error) {
-      const code = (error as { cause?: { code?: unknown } }).cause?.code;
-      if (code !== "3F000" || attempt >= 5) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-    }
-  }
 }
 
 // Process entry: `tsx api/main.ts`.

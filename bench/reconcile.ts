@@ -26,7 +26,7 @@ import { CID } from "multiformats/cid";
 import { create as createDigest } from "multiformats/hashes/digest";
 import pino from "pino";
 import { connectDatabase } from "@/db/connect.js";
-import { createDesiredStore } from "@/db/desired/types.js";
+import { createDesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { diffPins } from "@/reconciler/diff.js";
 import { blockTime, CONTRACT_A, eventId, register } from "@/test/desired/history.js";
@@ -98,7 +98,7 @@ async function insertPins(
 }
 
 function connect() {
-  return connectDatabase<Record<string, never>>({
+  return connectDatabase({
     databaseUrl: TEST_DATABASE_URL,
     maxConnections: 3,
   });

@@ -1,5 +1,6 @@
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
+import type { Database } from "./database.js";
 
 // int8 comes back as a string by default; block numbers and sizes are bigint here. Set per
 // pool, never on pg's global registry: Ponder executes every file under src/ in its own
@@ -20,8 +21,11 @@ export type ConnectOptions = {
   applicationName?: string;
 };
 
-/** Opens a kysely database over a pg pool. The caller owns it and must `destroy()` it. */
-export function connectDatabase<Tables>(options: ConnectOptions): Kysely<Tables> {
+/**
+ * Opens Quasar's database (both schemas, one type: db/database.ts) over a pg pool. The
+ * caller owns it and must `destroy()` it.
+ */
+export function connectDatabase(options: ConnectOptions): Kysely<Database> {
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
     max: options.maxConnections ?? 5,
@@ -30,5 +34,15 @@ export function connectDatabase<Tables>(options: ConnectOptions): Kysely<Tables>
   });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
-  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** True when the database answers now. Never throws. */
+export async function pingDatabase(db: Kysely<Database>): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,27 +1,13 @@
 import { BaseError, NonRetryableError, RetryableError } from "@/core/errors.js";
 
+/** Raised by the ledger (db/), caught here by class. */
+export { IllegalTransitionError, LedgerContentionError } from "@/db/errors.js";
 /**
  * The reconciler process's errors. Whether to retry is decided by class: Retryable faults
  * (a backend down, a database blip) are retried with backoff; NonRetryable ones stop start-up
  * or mark one item, never the loop. Backend command failures are backends/errors.ts.
  */
 export { BaseError, NonRetryableError, RetryableError };
-
-/** A ledger write found rows changing under it more often than it is willing to retry. */
-export class LedgerContentionError extends RetryableError {
-  override name = "LedgerContentionError";
-}
-
-/** An event the pin state machine does not allow was requested where it must apply. */
-export class IllegalTransitionError extends NonRetryableError {
-  override name = "IllegalTransitionError";
-  constructor(from: string, event: string, details?: string) {
-    super(
-      `illegal pin transition: ${event} from ${from}`,
-      details === undefined ? {} : { details },
-    );
-  }
-}
 
 /** A pin made no progress for QUASAR_PIN_INACTIVITY_TIMEOUT and was aborted. */
 export class PinInactivityError extends RetryableError {

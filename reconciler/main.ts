@@ -5,7 +5,7 @@ import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { BaseError, describeError } from "@/core/errors.js";
 import { connectDatabase } from "@/db/connect.js";
-import { createDesiredStore } from "@/db/desired/types.js";
+import { createDesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReconciler, type Reconciler } from "./engine/engine.js";
 import { createLogger, type Logger } from "./engine/logger.js";

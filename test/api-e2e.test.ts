@@ -2,7 +2,7 @@ import { CID } from "multiformats/cid";
 import pino from "pino";
 import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDesiredStore } from "@/db/desired/types.js";
+import { createDesiredStore } from "@/db/desired/index.js";
 import { createReconciler, type Reconciler } from "@/reconciler/engine/engine.js";
 import { createReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { type ApiFixture, createApiFixture } from "./api-fixture.js";

@@ -21,7 +21,7 @@ import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 const ROOT = join(import.meta.dirname, "..");
 
 let db: TestSchema;
-let kysely: ReturnType<typeof connectDatabase<Record<string, never>>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let ipfsDir: string;
 let backendString: string;
 let backendId: string;
