@@ -1,12 +1,13 @@
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
-import pino, { type Logger } from "pino";
+import type { DestinationStream } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import { parseBackends } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { createLogger, type Logger } from "@/core/logger.js";
 import { connectDatabase } from "@/db/connect.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReadModel } from "@/db/read-model/index.js";
@@ -28,6 +29,14 @@ export type RunningApi = {
   closed: Promise<void>;
 };
 
+/** The API process's logger: the one factory and redact list of every process (core/logger.ts). */
+export function createApiLogger(
+  config: Pick<QuasarConfig, "QUASAR_LOG_LEVEL">,
+  destination?: DestinationStream,
+): Logger {
+  return createLogger({ level: config.QUASAR_LOG_LEVEL, name: "quasar-api" }, destination);
+}
+
 /** How long in-flight requests get to finish after shutdown begins. */
 const SHUTDOWN_GRACE_MS = 10_000;
 /** Whole-request timeout: a 1 GiB upload over a slow link must not be cut at Node's 5 min default. */
@@ -43,12 +52,7 @@ export async function runApi(
   signal: AbortSignal,
   options: { logger?: Logger } = {},
 ): Promise<RunningApi> {
-  const logger =
-    options.logger ??
-    pino({
-      level: config.QUASAR_LOG_LEVEL,
-      redact: ["req.headers.authorization", "*.authorization"],
-    });
+  const logger = options.logger ?? createApiLogger(config);
   const db = connectDatabase({
     databaseUrl: config.DATABASE_URL,
     maxConnections: 10,
