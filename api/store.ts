@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
-import { type Database, pingDatabase } from "@/db/index.js";
+import { pingDatabase } from "@/db/connect.js";
+import type { Database } from "@/db/database.js";
 import type { LedgerChange } from "@/db/ledger/ledger.js";
 import { backendStatesOf } from "@/db/ledger/reads.js";
 import { listPins, liveReasonsOf } from "@/db/pins.js";
