@@ -1,12 +1,12 @@
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
-import type { Kysely } from "kysely";
-import pino, { type Logger } from "pino";
+import type { DestinationStream } from "pino";
 import { type Backend, parseBackends, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { createLogger, type Logger } from "@/core/logger.js";
 import { connectDatabase } from "@/db/connect.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReadModel } from "@/db/read-model/index.js";
@@ -29,6 +29,14 @@ export type RunningApi = {
   closed: Promise<void>;
 };
 
+/** The API process's logger: the one factory and redact list of every process (core/logger.ts). */
+export function createApiLogger(
+  config: Pick<QuasarConfig, "QUASAR_LOG_LEVEL">,
+  destination?: DestinationStream,
+): Logger {
+  return createLogger({ level: config.QUASAR_LOG_LEVEL, name: "quasar-api" }, destination);
+}
+
 /** How long in-flight requests get to finish after shutdown begins. */
 const SHUTDOWN_GRACE_MS = 10_000;
 /** Whole-request timeout: a 1 GiB upload over a slow link must not be cut at Node's 5 min default. */
@@ -44,13 +52,8 @@ export async function runApi(
   signal: AbortSignal,
   options: { logger?: Logger } = {},
 ): Promise<RunningApi> {
-  const logger =
-    options.logger ??
-    pino({
-      level: config.QUASAR_LOG_LEVEL,
-      redact: ["req.headers.authorization", "*.authorization"],
-    });
-  const db = connectDatabase<Record<string, never>>({
+  const logger = options.logger ?? createApiLogger(config);
+  const db = connectDatabase({
     databaseUrl: config.DATABASE_URL,
     maxConnections: 10,
     applicationName: "quasar-api",
@@ -64,7 +67,7 @@ export async function runApi(
   };
   try {
     // Idempotent and safe beside a running reconciler: the API may start first.
-    await migrate(db, config.QUASAR_RECONCILER_SCHEMA);
+    await migrateToLatest(db, config.QUASAR_RECONCILER_SCHEMA);
     backends.push(...parseBackends(config.QUASAR_BACKENDS));
     // Uploads are stored on the first backend: one that only pins cannot take them.
     const [first] = backends;
@@ -147,24 +150,6 @@ export async function runApi(
     else signal.addEventListener("abort", stop, { once: true });
   });
   return { url, closed };
-}
-
-/**
- * kysely's Migrator introspects every schema's tables before taking its lock, and Postgres
- * answers 3F000 when some other schema is dropped at that instant (test suites do that all
- * the time). Only that error is retried.
- */
-async function migrate<Tables>(db: Kysely<Tables>, schema: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await migrateToLatest(db, schema);
-      return;
-    } catch (error) {
-      const code = (error as { cause?: { code?: unknown } }).cause?.code;
-      if (code !== "3F000" || attempt >= 5) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-    }
-  }
 }
 
 // Process entry: `tsx api/main.ts`.

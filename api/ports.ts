@@ -4,6 +4,9 @@ import {
   type DesiredReasonKind,
 } from "@/core/desired/reasons.js";
 import { PIN_STATUSES, type PinStatus } from "@/db/ledger/pin-status.js";
+import type { BackendPinState } from "@/db/ledger/reads.js";
+import type { PinListPage, PinListQuery } from "@/db/pins.js";
+import type { UploadRecord, UploadRecordOutcome } from "@/db/uploads/index.js";
 import type { Hex } from "@/src/events.js";
 
 /**
@@ -41,31 +44,12 @@ export interface ApiStore {
   ping(): Promise<boolean>;
 }
 
-export type UploadRecord = {
-  /** Normalised CIDv1 base32. */
-  cid: string;
-  size: number;
-  /** The uploader's key id (a short hash) or "anonymous"; never the key. */
-  uploader: string;
-  backendId: string;
-  now: Date;
-  /** Whether the backend already holds a recursive pin of `cid` (its getPin, just before). */
-  pinnedOnBackend: boolean;
-  /** QUASAR_PIN_DEADLINE, for a new pin intent. */
-  pinDeadlineMs: number;
-};
-
-/**
- * What recordUpload decided for the backend:
- * - `pin`: Quasar's intent to pin (owned, queued) is recorded; the caller pins now and then
- *   calls confirmUploadPin (or requeueUploadPin when the pin fails);
- * - `adopted`: a pin Quasar did not create was already there; recorded as not owned, so it
- *   is never unpinned;
- * - `owned`: Quasar's own pin was already there (an earlier upload or the reconciler);
- * - `in_flight`: the reconciler is pinning it right now and records the outcome itself.
- */
-export const UPLOAD_RECORD_OUTCOMES = ["pin", "adopted", "owned", "in_flight"] as const;
-export type UploadRecordOutcome = (typeof UPLOAD_RECORD_OUTCOMES)[number];
+/** An upload as recorded, and what recording it decided: the rules live in db/uploads. */
+export {
+  UPLOAD_RECORD_OUTCOMES,
+  type UploadRecord,
+  type UploadRecordOutcome,
+} from "@/db/uploads/index.js";
 
 export type UploadPinRef = { cid: string; backendId: string; now: Date };
 
@@ -78,28 +62,9 @@ export type PinReasonKind = DesiredReasonKind;
 export const LEDGER_STATUSES = PIN_STATUSES;
 export type LedgerStatus = PinStatus;
 
-export type BackendPinState = {
-  backendId: string;
-  status: LedgerStatus;
-  attempts: number;
-  lastError: string | null;
-  updatedAt: Date;
-};
-
-export type PinListQuery = {
-  status?: LedgerStatus;
-  reason?: PinReasonKind;
-  backend?: string;
-  /** Exclusive cursor: the last CID of the previous page. */
-  after?: string;
-  limit: number;
-};
-
-export type PinListPage = {
-  items: { cid: string; reasons: PinReason[]; backends: BackendPinState[] }[];
-  /** Pass as `cursor` to get the next page; absent on the last page. */
-  nextCursor?: string;
-};
+/** A backend's ledger row for a CID, and a page of pins: shaped by db/ledger and db/pins. */
+export type { BackendPinState } from "@/db/ledger/reads.js";
+export type { PinListPage, PinListQuery } from "@/db/pins.js";
 
 export type OffchainRegistrationInput = {
   chainId: number;

@@ -1,8 +1,12 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import type { OptimisticPin } from "@/core/desired/derive.js";
 import type { OffchainRegistration } from "@/core/desired/timeline.js";
+import type { Database } from "@/db/database.js";
+import { isMissingRelation } from "@/db/errors.js";
 import { createReadModel } from "@/db/read-model/index.js";
-import type { ChainEvent, Hex } from "@/src/events.js";
+import { listOffchainRegistrations } from "@/db/registrations.js";
+import { listOptimisticPins } from "@/db/uploads/index.js";
+import type { ChainEvent } from "@/src/events.js";
 import { ReplayInputError } from "./errors.js";
 
 /**
@@ -18,8 +22,8 @@ export type DatabaseHistory = {
   optimisticPins: OptimisticPin[];
 };
 
-export type ReadDatabaseHistoryParams<Tables> = {
-  db: Kysely<Tables>;
+export type ReadDatabaseHistoryParams = {
+  db: Kysely<Database>;
   indexerSchema: string;
   reconcilerSchema: string;
   chainId: number;
@@ -30,8 +34,8 @@ export type ReadDatabaseHistoryParams<Tables> = {
   onProgress?: (blocksDone: number, blocksTotal: number) => void;
 };
 
-export async function readDatabaseHistory<Tables>(
-  params: ReadDatabaseHistoryParams<Tables>,
+export async function readDatabaseHistory(
+  params: ReadDatabaseHistoryParams,
 ): Promise<DatabaseHistory> {
   const readModel = createReadModel({ db: params.db, schema: params.indexerSchema });
   const progress = (await readModel.progress()).find((chain) => chain.chainId === params.chainId);
@@ -53,32 +57,25 @@ export async function readDatabaseHistory<Tables>(
   // Rows above the indexed block belong to a block Ponder has not finished: leave them out.
   const complete = events.filter((event) => event.blockNumber <= progress.indexedBlock);
 
-  const db = params.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
-  const offchainRegistrations = await optionalRows(async () => {
-    const result = await sql<{
-      id: string;
-      chain_id: string;
-      contract: string;
-      action: "register" | "unregister";
-      created_at: Date;
-    }>`select id::text as id, chain_id::text as chain_id, contract, action, created_at
-       from ${sql.ref(`${params.reconcilerSchema}.offchain_registration`)}
-       where chain_id = ${params.chainId} order by id`.execute(db);
-    return result.rows.map(
+  const offchainRegistrations = await optionalRows(async () =>
+    (
+      await listOffchainRegistrations(params.db, {
+        schema: params.reconcilerSchema,
+        chainId: params.chainId,
+      })
+    ).map(
       (row): OffchainRegistration => ({
-        id: row.id,
-        chainId: Number(row.chain_id),
-        contract: row.contract.toLowerCase() as Hex,
+        id: String(row.id),
+        chainId: row.chainId,
+        contract: row.contract,
         action: row.action,
-        createdAt: new Date(row.created_at),
+        createdAt: row.createdAt,
       }),
-    );
-  });
-  const optimisticPins = await optionalRows(async () => {
-    const result = await sql<{ cid: string; expires_at: Date }>`select cid, expires_at
-       from ${sql.ref(`${params.reconcilerSchema}.optimistic_pin`)}`.execute(db);
-    return result.rows.map((row) => ({ cid: row.cid, expiresAt: new Date(row.expires_at) }));
-  });
+    ),
+  );
+  const optimisticPins = await optionalRows(() =>
+    listOptimisticPins(params.db, params.reconcilerSchema),
+  );
 
   return {
     events: complete,
@@ -94,8 +91,7 @@ async function optionalRows<T>(query: () => Promise<T[]>): Promise<T[]> {
   try {
     return await query();
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === "42P01" || code === "3F000") return [];
+    if (isMissingRelation(error)) return [];
     throw error;
   }
 }

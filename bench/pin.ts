@@ -18,10 +18,11 @@ import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createDesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
-import { recordOptimisticPin } from "@/db/uploads.js";
+import { recordUploads } from "@/db/uploads/index.js";
 import { createReconciler } from "@/reconciler/engine/engine.js";
 import { createReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { createIndexerTables } from "@/test/desired/indexer.js";
+import { upload } from "@/test/desired/store-setup.js";
 import { startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
 
@@ -142,14 +143,16 @@ async function main(): Promise<void> {
       const now = new Date();
       await db.transaction().execute(async (trx) => {
         for (const o of objects) {
-          await recordOptimisticPin(trx, {
+          await recordUploads(trx, {
             schema: schema.schema,
-            cid: o.cid.toString(),
-            size: o.bytes.length,
-            uploader: "bench",
-            backendId: "elsewhere",
-            now,
             ttlMs: config.QUASAR_PIN_TTL,
+            uploads: [
+              upload(o.cid.toString(), now, {
+                size: o.bytes.length,
+                uploader: "bench",
+                backendId: "elsewhere",
+              }),
+            ],
           });
         }
       });

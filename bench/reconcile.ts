@@ -98,7 +98,7 @@ async function insertPins(
 }
 
 function connect() {
-  return connectDatabase<Record<string, never>>({
+  return connectDatabase({
     databaseUrl: TEST_DATABASE_URL,
     maxConnections: 3,
   });

@@ -4,7 +4,7 @@ import { UsageError } from "./errors.js";
 
 /** Opens the shared database for a short-lived command; the caller destroys it. */
 export function openDatabase(config: QuasarConfig, applicationName: string) {
-  return connectDatabase<Record<string, never>>({
+  return connectDatabase({
     databaseUrl: config.DATABASE_URL,
     maxConnections: 2,
     applicationName,

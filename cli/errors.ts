@@ -47,3 +47,8 @@ export class SignerError extends NonRetryableError {
 export class RpcError extends RetryableError {
   override name = "RpcError";
 }
+
+/** A table a command needs could not be read; going on without it would report wrong results. */
+export class DatabaseReadError extends RetryableError {
+  override name = "DatabaseReadError";
+}

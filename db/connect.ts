@@ -1,5 +1,6 @@
-import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, sql } from "kysely";
 import pg from "pg";
+import type { Database } from "./database.js";
 
 // int8 comes back as a string by default; block numbers and sizes are bigint here. Set per
 // pool, never on pg's global registry: Ponder executes every file under src/ in its own
@@ -39,8 +40,11 @@ export type ConnectOptions = {
   acquireTimeoutMs?: number;
 };
 
-/** Opens a kysely database over a pg pool. The caller owns it and must `destroy()` it. */
-export function connectDatabase<Tables>(options: ConnectOptions): Kysely<Tables> {
+/**
+ * Opens Quasar's database (both schemas, one type: db/database.ts) over a pg pool. The
+ * caller owns it and must `destroy()` it.
+ */
+export function connectDatabase(options: ConnectOptions): Kysely<Database> {
   const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
@@ -53,7 +57,7 @@ export function connectDatabase<Tables>(options: ConnectOptions): Kysely<Tables>
   });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
-  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool: discardingTimedOut(pool) }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingTimedOut(pool) }) });
 }
 
 /**
@@ -138,4 +142,14 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = (current as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/** True when the database answers now. Never throws. */
+export async function pingDatabase(db: Kysely<Database>): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
 }

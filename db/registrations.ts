@@ -1,8 +1,8 @@
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { isAddress } from "viem";
 import type { RegistrationActionKind } from "@/core/desired/timeline.js";
 import { NonRetryableError } from "@/core/errors.js";
-import type { DesiredTables } from "./desired/tables.js";
+import type { Database } from "./database.js";
 
 /**
  * Off-chain registrations: an operator's `POST /storageContracts`, recorded append-only.
@@ -40,8 +40,8 @@ export class InvalidRegistrationError extends NonRetryableError {
  * Records an off-chain registration inside the caller's transaction and queues the
  * contract for the desired store's next step.
  */
-export async function recordOffchainRegistration<Tables>(
-  trx: Transaction<Tables> | Kysely<Tables>,
+export async function recordOffchainRegistration(
+  trx: Kysely<Database>,
   params: RecordOffchainRegistrationParams,
 ): Promise<OffchainRegistrationRecord> {
   if (!isAddress(params.contract, { strict: false })) {
@@ -53,8 +53,7 @@ export async function recordOffchainRegistration<Tables>(
     throw new InvalidRegistrationError(`chain id ${params.chainId} is not a positive integer`);
   }
   const contract = params.contract.toLowerCase() as `0x${string}`;
-  let db = trx as unknown as Kysely<DesiredTables>;
-  if (params.schema !== undefined) db = db.withSchema(params.schema);
+  const db = params.schema === undefined ? trx : trx.withSchema(params.schema);
   const row = await db
     .insertInto("offchain_registration")
     .values({
@@ -82,12 +81,11 @@ export async function recordOffchainRegistration<Tables>(
 }
 
 /** Every off-chain registration, oldest first, optionally of one chain or one contract. */
-export async function listOffchainRegistrations<Tables>(
-  db: Kysely<Tables>,
+export async function listOffchainRegistrations(
+  db: Kysely<Database>,
   params: { schema?: string; chainId?: number; contract?: string } = {},
 ): Promise<OffchainRegistrationRecord[]> {
-  let scoped = db as unknown as Kysely<DesiredTables>;
-  if (params.schema !== undefined) scoped = scoped.withSchema(params.schema);
+  const scoped = params.schema === undefined ? db : db.withSchema(params.schema);
   let query = scoped.selectFrom("offchain_registration").selectAll();
   if (params.chainId !== undefined) query = query.where("chain_id", "=", BigInt(params.chainId));
   if (params.contract !== undefined)
@@ -101,4 +99,40 @@ export async function listOffchainRegistrations<Tables>(
     createdAt: new Date(row.created_at),
     actor: row.actor,
   }));
+}
+
+/**
+ * Registers a contract off-chain unless its latest off-chain action is already a register:
+ * "created" or "existing". Registrations of one contract are serialised (an advisory lock
+ * for the transaction), so two concurrent calls answer "created" once.
+ */
+export async function registerContractOnce(
+  db: Kysely<Database>,
+  params: Omit<RecordOffchainRegistrationParams, "action" | "schema"> & { schema: string },
+): Promise<"created" | "existing"> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext(${`${params.schema}:${params.chainId}:${params.contract}`}))`.execute(
+      trx,
+    );
+    const history = await listOffchainRegistrations(trx, {
+      schema: params.schema,
+      chainId: params.chainId,
+      contract: params.contract,
+    });
+    if (history.at(-1)?.action === "register") return "existing" as const;
+    await recordOffchainRegistration(trx, { ...params, action: "register" });
+    return "created" as const;
+  });
+}
+
+/** The contracts whose latest off-chain action is a register, with that registration. */
+export async function activeOffchainRegistrations(
+  db: Kysely<Database>,
+  schema: string,
+): Promise<OffchainRegistrationRecord[]> {
+  const latest = new Map<string, OffchainRegistrationRecord>();
+  for (const row of await listOffchainRegistrations(db, { schema })) {
+    latest.set(`${row.chainId}:${row.contract}`, row);
+  }
+  return [...latest.values()].filter((row) => row.action === "register");
 }

@@ -1,5 +1,7 @@
 import { BaseError, NonRetryableError, RetryableError } from "@/core/errors.js";
 
+/** Raised by the ledger (db/), caught here by class. */
+export { IllegalTransitionError, LedgerContentionError } from "@/db/errors.js";
 /**
  * The reconciler process's errors. Whether to retry is decided by class: Retryable faults
  * (a backend down, a database blip) are retried with backoff; NonRetryable ones stop start-up

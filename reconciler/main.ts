@@ -1,14 +1,15 @@
 import { pathToFileURL } from "node:url";
+import type { DestinationStream } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import { parseBackends } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { BaseError, describeError } from "@/core/errors.js";
+import { createLogger, type Logger } from "@/core/logger.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createDesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReconciler, type Reconciler } from "./engine/engine.js";
-import { createLogger, type Logger } from "./engine/logger.js";
 import { createReconcilerMetrics, serveMetrics } from "./engine/metrics.js";
 import { ReconcilerStartupError } from "./errors.js";
 
@@ -27,12 +28,20 @@ export type RunReconcilerOptions = {
   stopGraceMs?: number;
 };
 
+/** The reconciler process's logger: the one factory and redact list of every process (core/logger.ts). */
+export function createReconcilerLogger(
+  config: Pick<QuasarConfig, "QUASAR_LOG_LEVEL">,
+  destination?: DestinationStream,
+): Logger {
+  return createLogger({ level: config.QUASAR_LOG_LEVEL, name: "quasar-reconciler" }, destination);
+}
+
 export async function runReconciler(
   config: QuasarConfig,
   signal: AbortSignal,
   options: RunReconcilerOptions = {},
 ): Promise<void> {
-  const logger = options.logger ?? createLogger({ level: config.QUASAR_LOG_LEVEL });
+  const logger = options.logger ?? createReconcilerLogger(config);
   let backends: Backend[];
   try {
     backends = parseBackends(config.QUASAR_BACKENDS);
@@ -125,7 +134,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);
   }
-  const logger = createLogger({ level: config.QUASAR_LOG_LEVEL });
+  const logger = createReconcilerLogger(config);
   const controller = new AbortController();
   const SHUTDOWN_DEADLINE_MS = 30_000;
   const onSignal = (name: string) => {

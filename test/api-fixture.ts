@@ -13,6 +13,7 @@ import { type ContentCapableBackend, parseBackends, requireContent } from "@/bac
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { connectDatabase } from "@/db/connect.js";
+import type { Database } from "@/db/database.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
@@ -26,8 +27,7 @@ import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 export type ApiFixture = {
   app: ApiApp;
   config: QuasarConfig;
-  // biome-ignore lint/suspicious/noExplicitAny: tests query the reconciler's tables directly
-  db: Kysely<any>;
+  db: Kysely<Database>;
   schema: TestSchema;
   /** Both roles of every backend (the fixture takes helia and Kubo strings only). */
   backends: ContentCapableBackend[];
@@ -49,7 +49,7 @@ export async function createApiFixture(
   } = {},
 ): Promise<ApiFixture> {
   const schema = await createTestSchema("api");
-  const db = connectDatabase<Record<string, never>>({
+  const db = connectDatabase({
     databaseUrl: schema.databaseUrl,
     applicationName: "quasar-api-test",
   });
@@ -65,7 +65,7 @@ export async function createApiFixture(
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   };
   try {
-    await migrateWithRetry(db, schema.schema);
+    await migrateToLatest(db, schema.schema);
     // parseBackends([]) would mean the default backend: only parse what was given.
     const given = options.backendStrings ?? [];
     for (const backend of given.length > 0 ? parseBackends(given) : []) {
@@ -121,25 +121,6 @@ export async function createApiFixture(
   } catch (error) {
     await close();
     throw error;
-  }
-}
-
-/**
- * kysely's Migrator introspects every table of every schema before taking its lock; when
- * another suite drops its schema at that moment, Postgres answers 3F000 (schema does not
- * exist) for a schema that is not ours. Retry that case only.
- */
-// biome-ignore lint/suspicious/noExplicitAny: any database handle
-async function migrateWithRetry(db: Kysely<any>, schema: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await migrateToLatest(db, schema);
-      return;
-    } catch (error) {
-      const code = (error as { cause?: { code?: unknown } }).cause?.code;
-      if (code !== "3F000" || attempt >= 5) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-    }
   }
 }
 

@@ -40,7 +40,7 @@ async function cidOf(label: string): Promise<string> {
 let anvil: Anvil;
 let db: TestSchema;
 let ponder: PonderProcess;
-let kysely: ReturnType<typeof connectDatabase<Record<string, never>>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let chainId: number;
 let registry: Address;
 let storage: Address;

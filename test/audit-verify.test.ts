@@ -20,7 +20,7 @@ import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 const ROOT = join(import.meta.dirname, "..");
 
 let db: TestSchema;
-let kysely: ReturnType<typeof connectDatabase<Record<string, never>>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let ipfsDir: string;
 let backendString: string;
 let backendId: string;
@@ -35,7 +35,7 @@ async function* bytes(text: string): AsyncIterable<Uint8Array> {
   yield new TextEncoder().encode(text);
 }
 
-async function quasar(args: string[]) {
+async function quasar(args: string[], schema: string = db.schema) {
   const child = spawn(
     join(ROOT, "node_modules", ".bin", "node"),
     [join(ROOT, "bin", "quasar.js"), ...args],
@@ -44,7 +44,7 @@ async function quasar(args: string[]) {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "",
         DATABASE_URL: db.databaseUrl,
-        QUASAR_RECONCILER_SCHEMA: db.schema,
+        QUASAR_RECONCILER_SCHEMA: schema,
         QUASAR_INDEXER_SCHEMA: `${db.schema}_idx`,
         QUASAR_BACKENDS: backendString,
       },
@@ -157,6 +157,36 @@ describe("audit verify", () => {
     expect(result.stdout).toContain("desired CIDs: 1");
     // Extra pins of ours are reported but are not a failure: the reconciler releases them.
     expect(result.stdout).toMatch(new RegExp(`^extra .* ${cids.extraOurs}$`, "m"));
+  }, 120_000);
+});
+
+describe("audit verify without a readable ledger", () => {
+  it("fails with a message instead of reporting Quasar's own pins as foreign", async () => {
+    // A schema whose ledger says Quasar owns the pin named "someone-else" (e.g. one the
+    // reconciler adopted then took over), and whose pin_ledger then becomes unreadable: a
+    // real Postgres failure (undefined_table), not a mock.
+    const other = await createTestSchema("verify_noledger");
+    try {
+      await migrateToLatest(kysely, other.schema);
+      await sql`insert into ${sql.ref(`${other.schema}.desired_cid`)} (cid, reasons, next_change_at, is_confirmed, is_pending, is_optimistic, is_demoted, updated_at)
+        values (${cids.desiredPinned}, '[]'::jsonb, null, true, false, false, false, now())`.execute(
+        kysely,
+      );
+      await sql`insert into ${sql.ref(`${other.schema}.pin_ledger`)} (backend_id, cid, status, owned)
+        values (${backendId}, ${cids.foreign}, 'pinned', true)`.execute(kysely);
+      await sql`alter table ${sql.table(`${other.schema}.pin_ledger`)} rename to pin_ledger_gone`.execute(
+        kysely,
+      );
+      const result = await quasar(["audit", "verify", "--json"], other.schema);
+      // Nothing desired is missing: only the unreadable ledger may fail the command.
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("cannot read the pin ledger");
+      expect(result.stderr).toContain(`${other.schema}.pin_ledger`);
+      // No report at all, so no pin of Quasar's is counted as foreign.
+      expect(result.stdout).toBe("");
+    } finally {
+      await other.drop();
+    }
   }, 120_000);
 });
 

@@ -14,7 +14,6 @@ import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectDatabase } from "@/db/connect.js";
-import type { IndexerTables } from "@/db/read-model/index.js";
 import { type Anvil, deployContracts, pinMany, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
@@ -34,7 +33,7 @@ const OUTSIDE_INPUTS = [
 let anvil: Anvil;
 let db: TestSchema;
 let ponder: PonderProcess | undefined;
-let kysely: ReturnType<typeof connectDatabase<IndexerTables>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let chainId: number;
 let storage: `0x${string}`;
 
@@ -75,7 +74,7 @@ beforeAll(async () => {
     chains: [{ id: chainId, rpc: anvil.rpcUrl, registry: deployed.registry }],
     wholeProject: true,
   });
-  kysely = connectDatabase<IndexerTables>({ databaseUrl: db.databaseUrl });
+  kysely = connectDatabase({ databaseUrl: db.databaseUrl });
 });
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { sha256 } from "multiformats/hashes/sha2";
 import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { connectDatabase } from "@/db/connect.js";
-import { createReadModel, type IndexerTables, type ReadModel } from "@/db/read-model/index.js";
+import { createReadModel, type ReadModel } from "@/db/read-model/index.js";
 import {
   type Anvil,
   deployContracts,
@@ -29,7 +29,7 @@ let a: Side;
 let b: Side;
 let db: TestSchema;
 let ponder: PonderProcess;
-let kysely: ReturnType<typeof connectDatabase<IndexerTables>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let model: ReadModel;
 
 async function side(): Promise<Side> {
@@ -59,7 +59,7 @@ beforeAll(async () => {
       { id: b.chainId, rpc: b.anvil.rpcUrl, registry: b.registry, name: "second" },
     ],
   });
-  kysely = connectDatabase<IndexerTables>({
+  kysely = connectDatabase({
     databaseUrl: db.databaseUrl,
     applicationName: "multichain-test",
   });

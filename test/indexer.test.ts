@@ -7,7 +7,7 @@ import { CID } from "multiformats/cid";
 import { type Address, encodeAbiParameters, type Hex, toFunctionSelector } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { connectDatabase } from "@/db/connect.js";
-import { createReadModel, type IndexerTables, type ReadModel } from "@/db/read-model/index.js";
+import { createReadModel, type ReadModel } from "@/db/read-model/index.js";
 import type { ChainEvent } from "@/src/events.js";
 import {
   type Anvil,
@@ -33,7 +33,7 @@ async function cidOf(label: string): Promise<string> {
 let anvil: Anvil;
 let db: TestSchema;
 let ponder: PonderProcess;
-let kysely: ReturnType<typeof connectDatabase<IndexerTables>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let model: ReadModel;
 let chainId: number;
 let registry: Address;
@@ -56,7 +56,7 @@ beforeAll(async () => {
     schema: db.schema,
     chains: [{ id: chainId, rpc: anvil.rpcUrl, registry }],
   });
-  kysely = connectDatabase<IndexerTables>({
+  kysely = connectDatabase({
     databaseUrl: db.databaseUrl,
     applicationName: "indexer-test",
   });

@@ -10,11 +10,13 @@ import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { collectStatus, formatStatus } from "@/cli/commands/status.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
-import { getLedgerRow, type LedgerTables, ledgerDb } from "@/db/ledger/ledger.js";
-import { recordOptimisticPin } from "@/db/uploads.js";
+import type { Database } from "@/db/database.js";
+import { getLedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
+import { recordUploads } from "@/db/uploads/index.js";
 import type { Reconciler } from "@/reconciler/engine/engine.js";
 import { runReconciler } from "@/reconciler/main.js";
 import { createIndexerTables } from "./desired/indexer.js";
+import { upload } from "./desired/store-setup.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { FAST_ENGINE_ENV } from "./reconciler-fixture.js";
@@ -31,7 +33,7 @@ describe("a backend that cannot be opened at start", () => {
   let reconcilerSchema: TestSchema;
   let indexerSchema: TestSchema;
   let dir: string;
-  let db: Kysely<LedgerTables>;
+  let db: Kysely<Database>;
   let daemon: IpfsDaemon | undefined;
   const controller = new AbortController();
   let running: Promise<void> | undefined;
@@ -39,7 +41,7 @@ describe("a backend that cannot be opened at start", () => {
   beforeAll(async () => {
     reconcilerSchema = await createTestSchema("recdown");
     indexerSchema = await createTestSchema("recdowni");
-    db = connectDatabase<LedgerTables>({
+    db = connectDatabase({
       databaseUrl: reconcilerSchema.databaseUrl,
       maxConnections: 2,
     });
@@ -104,14 +106,14 @@ describe("a backend that cannot be opened at start", () => {
       pin: false,
     });
     const text = cid.toV1().toString();
-    await recordOptimisticPin(db, {
+    // Recorded as an upload stored on another node ("elsewhere"): the engine itself pins it
+    // on both backends, with no grace period for an API pin.
+    await recordUploads(db, {
       schema: reconcilerSchema.schema,
-      cid: text,
-      size: 4_096,
-      uploader: "test",
-      backendId: helia.id,
-      now: new Date(),
       ttlMs: config.QUASAR_PIN_TTL,
+      uploads: [
+        upload(text, new Date(), { size: 4_096, uploader: "test", backendId: "elsewhere" }),
+      ],
     });
     const ledger = ledgerDb(db, reconcilerSchema.schema);
     const statusOn = async (backendId: string) =>

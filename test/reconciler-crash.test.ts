@@ -13,12 +13,13 @@ import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackend } from "@/backends/index.js";
 import { connectDatabase } from "@/db/connect.js";
-import type { LedgerTables } from "@/db/ledger/ledger.js";
-import { recordOptimisticPin } from "@/db/uploads.js";
+import type { Database } from "@/db/database.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
+import { recordUploads } from "@/db/uploads/index.js";
 import { createIndexerTables } from "./desired/indexer.js";
+import { upload } from "./desired/store-setup.js";
 import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
-import { migrateWithRetry } from "./reconciler-fixture.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OBJECTS = 120;
@@ -32,7 +33,7 @@ describe("reconciler process killed mid-batch", () => {
   let indexerSchema: TestSchema;
   let daemon: IpfsDaemon;
   let dir: string;
-  let db: Kysely<LedgerTables>;
+  let db: Kysely<Database>;
   let env: Record<string, string>;
   const children = new Set<ChildProcess>();
   const cids: CID[] = [];
@@ -42,12 +43,12 @@ describe("reconciler process killed mid-batch", () => {
     indexerSchema = await createTestSchema("crashi");
     daemon = await startIpfsDaemon();
     dir = await mkdtemp(join(tmpdir(), "quasar-crash-"));
-    db = connectDatabase<LedgerTables>({
+    db = connectDatabase({
       databaseUrl: reconcilerSchema.databaseUrl,
       maxConnections: 4,
     });
     await createIndexerTables(db, indexerSchema.schema);
-    await migrateWithRetry(db, reconcilerSchema.schema);
+    await migrateToLatest(db, reconcilerSchema.schema);
     // Content stored on the daemon unpinned; the offline helia node gets it by CAR copy.
     for (let i = 0; i < OBJECTS; i++) {
       const bytes = new Uint8Array(randomBytes(128));
@@ -60,14 +61,16 @@ describe("reconciler process killed mid-batch", () => {
     }
     const now = new Date();
     for (const cid of cids) {
-      await recordOptimisticPin(db, {
+      await recordUploads(db, {
         schema: reconcilerSchema.schema,
-        cid: cid.toString(),
-        size: 128,
-        uploader: "crash-test",
-        backendId: "elsewhere",
-        now,
         ttlMs: 3_600_000,
+        uploads: [
+          upload(cid.toString(), now, {
+            size: 128,
+            uploader: "crash-test",
+            backendId: "elsewhere",
+          }),
+        ],
       });
     }
     env = {
@@ -120,6 +123,8 @@ describe("reconciler process killed mid-batch", () => {
       .withSchema(reconcilerSchema.schema)
       .selectFrom("pin_ledger")
       .select(["status", sql<number>`count(*)::int`.as("n")])
+      // The uploads' own backend ("elsewhere") is not this reconciler's.
+      .where("backend_id", "<>", "elsewhere")
       .groupBy("status")
       .execute();
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));

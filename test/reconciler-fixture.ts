@@ -4,24 +4,27 @@ import { type ContentCapableBackend, createBackend, requireContent } from "@/bac
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { connectDatabase } from "@/db/connect.js";
+import type { Database } from "@/db/database.js";
 import { createDesiredStore, type DesiredStore } from "@/db/desired/index.js";
-import { getLedgerRow, type LedgerRow, type LedgerTables, ledgerDb } from "@/db/ledger/ledger.js";
+import { getLedgerRow, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
-import { recordOptimisticPin } from "@/db/uploads.js";
+import { recordUploads } from "@/db/uploads/index.js";
 import { createReconciler, type Reconciler } from "@/reconciler/engine/engine.js";
 import { createReconcilerMetrics, type ReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { createIndexerTables } from "./desired/indexer.js";
+import { upload } from "./desired/store-setup.js";
 import { createTestSchema } from "./harness/postgres.js";
 
 /**
  * The engine on real parts for one suite: fresh reconciler and indexer schemas (the indexer's
  * tables empty, as before Ponder's first event), the real desired store, the given backends
  * (opened), and a reconciler built with fast test timings. Desired CIDs enter the way
- * uploads do, as optimistic pins through the desired store's own recorder.
+ * uploads do, recorded by db/uploads as the API records them, on a backend outside this
+ * reconciler ("elsewhere", so the engine pins them on its own backends at once).
  */
 export type EngineFixture = {
-  db: Kysely<LedgerTables>;
-  ledger: Kysely<LedgerTables>;
+  db: Kysely<Database>;
+  ledger: Kysely<Database>;
   reconcilerSchema: string;
   indexerSchema: string;
   databaseUrl: string;
@@ -38,22 +41,6 @@ export type EngineFixture = {
   until(check: () => Promise<boolean>, timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
 };
-
-/**
- * kysely's Migrator looks for its tables by introspecting every schema, which fails when another
- * suite drops its schema at that moment ("schema … does not exist"): retry that race.
- */
-export async function migrateWithRetry<T>(db: Kysely<T>, schema: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await migrateToLatest(db, schema);
-      return;
-    } catch (error) {
-      if (attempt >= 4) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-    }
-  }
-}
 
 export const FAST_ENGINE_ENV = {
   QUASAR_RECONCILE_INTERVAL: "200ms",
@@ -82,13 +69,13 @@ export async function createEngineFixture(options: {
   const indexerSchema: { schema: string; drop(): Promise<void> } = options.indexerSchema
     ? { schema: options.indexerSchema, drop: async () => {} }
     : await createTestSchema("reci");
-  const db = connectDatabase<LedgerTables>({
+  const db = connectDatabase({
     databaseUrl: reconcilerSchema.databaseUrl,
     maxConnections: 10,
     applicationName: "reconciler-test",
   });
   if (!options.indexerSchema) await createIndexerTables(db, indexerSchema.schema);
-  await migrateWithRetry(db, reconcilerSchema.schema);
+  await migrateToLatest(db, reconcilerSchema.schema);
   const config = loadConfig({
     ...FAST_ENGINE_ENV,
     ...options.env,
@@ -131,14 +118,10 @@ export async function createEngineFixture(options: {
     metrics,
     config,
     async want(cid, now = new Date()) {
-      await recordOptimisticPin(db, {
+      await recordUploads(db, {
         schema: reconcilerSchema.schema,
-        cid,
-        size: 1,
-        uploader: "test",
-        backendId: backends[0]?.id ?? "none",
-        now,
         ttlMs: config.QUASAR_PIN_TTL,
+        uploads: [upload(cid, now, { size: 1, uploader: "test", backendId: "elsewhere" })],
       });
     },
     row: (backend, cid) => getLedgerRow(ledger, backend.id, cid),

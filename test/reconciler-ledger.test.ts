@@ -22,7 +22,7 @@ describe("pin ledger on Postgres", () => {
 
   beforeAll(async () => {
     schema = await createTestSchema("ledger");
-    root = connectDatabase<LedgerTables>({ databaseUrl: schema.databaseUrl, maxConnections: 6 });
+    root = connectDatabase({ databaseUrl: schema.databaseUrl, maxConnections: 6 });
     db = root.withSchema(schema.schema);
     await ledgerMigration.up(db);
   });

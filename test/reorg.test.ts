@@ -10,7 +10,7 @@ import { type Address, encodeFunctionData } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { StorageAbi } from "@/abis/index.js";
 import { connectDatabase } from "@/db/connect.js";
-import { createReadModel, type IndexerTables, type ReadModel } from "@/db/read-model/index.js";
+import { createReadModel, type ReadModel } from "@/db/read-model/index.js";
 import type { ChainEvent } from "@/src/events.js";
 import { type Anvil, deployContracts, pinMany, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
@@ -23,7 +23,7 @@ async function cidOf(label: string): Promise<string> {
 let anvil: Anvil;
 let db: TestSchema;
 let ponder: PonderProcess;
-let kysely: ReturnType<typeof connectDatabase<IndexerTables>>;
+let kysely: ReturnType<typeof connectDatabase>;
 let model: ReadModel;
 let chainId: number;
 let storage: Address;
@@ -90,7 +90,7 @@ beforeAll(async () => {
     schema: db.schema,
     chains: [{ id: chainId, rpc: anvil.rpcUrl, registry: deployed.registry }],
   });
-  kysely = connectDatabase<IndexerTables>({
+  kysely = connectDatabase({
     databaseUrl: db.databaseUrl,
     applicationName: "reorg-test",
   });

@@ -1,4 +1,5 @@
-import { sql } from "kysely";
+import { isMissingRelation } from "@/db/errors.js";
+import { type ReconcileLogEntry, readReconcileLog as readLog } from "@/db/ledger/reads.js";
 import { normalizeCid } from "@/src/cid.js";
 import { openDatabase, parseInstant, parseWholeNumber, toJson } from "../common.js";
 import { UsageError } from "../errors.js";
@@ -6,16 +7,7 @@ import { resolveConfig } from "../settings.js";
 import { formatTable } from "../table.js";
 
 /** One row of the reconciler's reconcile_log (db/migrations/0002_ledger.ts). */
-export type ReconcileLogRow = {
-  id: string;
-  at: Date;
-  backendId: string;
-  cid: string;
-  decision: string;
-  reason: string;
-  outcome: string;
-  error: string | null;
-};
+export type ReconcileLogRow = ReconcileLogEntry;
 
 export type AuditLogOptions = {
   cid?: string;
@@ -44,36 +36,9 @@ export async function readReconcileLog(
   const limit = parseWholeNumber(options.limit, "--limit");
   const db = openDatabase(config, "quasar-audit-log");
   try {
-    const table = sql.ref(`${config.QUASAR_RECONCILER_SCHEMA}.reconcile_log`);
-    const conditions = [sql`true`];
-    if (cid !== undefined) conditions.push(sql`cid = ${cid}`);
-    if (since !== undefined) conditions.push(sql`at >= ${since}`);
-    if (until !== undefined) conditions.push(sql`at <= ${until}`);
-    const result = await sql<{
-      id: string;
-      at: Date;
-      backend_id: string;
-      cid: string;
-      decision: string;
-      reason: string;
-      outcome: string;
-      error: string | null;
-    }>`select id::text as id, at, backend_id, cid, decision, reason, outcome, error
-       from ${table} where ${sql.join(conditions, sql` and `)}
-       order by id desc limit ${limit}`.execute(db);
-    return result.rows.map((row) => ({
-      id: row.id,
-      at: new Date(row.at),
-      backendId: row.backend_id,
-      cid: row.cid,
-      decision: row.decision,
-      reason: row.reason,
-      outcome: row.outcome,
-      error: row.error,
-    }));
+    return await readLog(db, config.QUASAR_RECONCILER_SCHEMA, { cid, since, until, limit });
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === "42P01" || code === "3F000") {
+    if (isMissingRelation(error)) {
       throw new UsageError("the reconcile log does not exist yet", {
         details: `no table ${config.QUASAR_RECONCILER_SCHEMA}.reconcile_log: has the reconciler run on this database?`,
         cause: error,

@@ -1,12 +1,14 @@
 import { randomInt } from "node:crypto";
-import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Backend } from "@/backends/backend.js";
 import type { ContentBackend } from "@/backends/content-backend.js";
 import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
+import { streamDesiredPages } from "@/db/desired/index.js";
+import { isMissingRelation } from "@/db/errors.js";
+import { ownedCids } from "@/db/ledger/reads.js";
 import { openDatabase, parseWholeNumber, toJson } from "../common.js";
-import { UsageError } from "../errors.js";
+import { DatabaseReadError, UsageError } from "../errors.js";
 import { resolveConfig } from "../settings.js";
 import { formatTable } from "../table.js";
 
@@ -40,15 +42,13 @@ export async function verifyBackends(
   const db = openDatabase(config, "quasar-audit-verify");
   const schema = config.QUASAR_RECONCILER_SCHEMA;
   try {
-    let desired: Set<string>;
+    const desired = new Set<string>();
     try {
-      const rows = await sql<{
-        cid: string;
-      }>`select cid from ${sql.ref(`${schema}.desired_cid`)}`.execute(db);
-      desired = new Set(rows.rows.map((row) => row.cid));
+      for await (const page of streamDesiredPages(db, schema, { signal })) {
+        for (const cid of page) desired.add(cid);
+      }
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code === "42P01" || code === "3F000") {
+      if (isMissingRelation(error)) {
         throw new UsageError("the desired set does not exist yet", {
           details: `no table ${schema}.desired_cid: has the reconciler run on this database?`,
           cause: error,
@@ -56,9 +56,22 @@ export async function verifyBackends(
       }
       throw error;
     }
+    // Which pins are Quasar's own comes from the ledger; without it every pin Quasar made
+    // under another name would be reported as foreign. No ledger, no report.
+    const owned = new Map<string, Set<string>>();
+    try {
+      for (const backend of backends)
+        owned.set(backend.id, await ownedCids(db, schema, backend.id));
+    } catch (error) {
+      throw new DatabaseReadError("cannot read the pin ledger", {
+        details: `${schema}.pin_ledger: ${describeError(error)}; without it Quasar's own pins would be reported as foreign`,
+        cause: error,
+      });
+    }
     const results: BackendVerification[] = [];
     for (const backend of backends) {
-      results.push(await verifyOne(db, schema, backend, desired, sample, signal));
+      const ours = owned.get(backend.id) ?? new Set<string>();
+      results.push(await verifyOne(backend, desired, ours, sample, signal));
     }
     return { desired: desired.size, backends: results };
   } finally {
@@ -67,10 +80,9 @@ export async function verifyBackends(
 }
 
 async function verifyOne(
-  db: ReturnType<typeof openDatabase>,
-  schema: string,
   backend: Backend,
   desired: ReadonlySet<string>,
+  owned: ReadonlySet<string>,
   sample: number,
   signal: AbortSignal,
 ): Promise<BackendVerification> {
@@ -83,11 +95,6 @@ async function verifyOne(
     sampled: [],
   };
   try {
-    const owned = await sql<{ cid: string }>`select cid from ${sql.ref(`${schema}.pin_ledger`)}
-      where backend_id = ${backend.id} and owned`
-      .execute(db)
-      .then((rows) => new Set(rows.rows.map((row) => row.cid)))
-      .catch(() => new Set<string>());
     await backend.open();
     const pinned = new Set<string>();
     for await (const pin of backend.pins.listPins({ signal })) {

@@ -1,9 +1,10 @@
 import type { Command } from "commander";
-import { sql } from "kysely";
 import { createPublicClient, http } from "viem";
 import type { ChainConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
 import { readBackendHealth } from "@/db/backend-health.js";
+import { countDesired, type DesiredCounts } from "@/db/desired/index.js";
+import { type BackendLedgerSummary, backendSummaries } from "@/db/ledger/reads.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { openDatabase, toJson } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
@@ -21,16 +22,8 @@ export type StatusReport = {
     finalizedBlock: bigint | null;
     error?: string;
   }[];
-  desired: Record<"desired" | "confirmed" | "pending" | "optimistic" | "demoted", number> | null;
-  backends: {
-    backendId: string;
-    label: string;
-    pinned: number;
-    queued: number;
-    failed: number;
-    /** Seconds the oldest pin still wanted but not pinned has waited; 0 when none. */
-    lagSeconds: number;
-  }[];
+  desired: DesiredCounts | null;
+  backends: (BackendLedgerSummary & { label: string })[];
   /** Each backend up or down as the reconciler last reported it; null when unreadable. */
   backendHealth: BackendHealthLine[] | null;
   /** What could not be read (database down, reconciler never ran…). */
@@ -77,21 +70,7 @@ export async function collectStatus(
     const schema = config.QUASAR_RECONCILER_SCHEMA;
     let desired: StatusReport["desired"] = null;
     try {
-      const result = await sql<Record<string, string>>`select
-          count(*)::text as desired,
-          count(*) filter (where is_confirmed)::text as confirmed,
-          count(*) filter (where is_pending)::text as pending,
-          count(*) filter (where is_optimistic)::text as optimistic,
-          count(*) filter (where is_demoted)::text as demoted
-        from ${sql.ref(`${schema}.desired_cid`)}`.execute(db);
-      const counts = result.rows[0] ?? {};
-      desired = {
-        desired: Number(counts.desired ?? 0),
-        confirmed: Number(counts.confirmed ?? 0),
-        pending: Number(counts.pending ?? 0),
-        optimistic: Number(counts.optimistic ?? 0),
-        demoted: Number(counts.demoted ?? 0),
-      };
+      desired = await countDesired(db, schema);
     } catch (error) {
       problems.push(`desired set: ${describeError(error)}`);
     }
@@ -106,30 +85,8 @@ export async function collectStatus(
     }
     const backends: StatusReport["backends"] = [];
     try {
-      const result = await sql<{
-        backend_id: string;
-        pinned: string;
-        queued: string;
-        failed: string;
-        lag: string | null;
-      }>`select backend_id,
-          count(*) filter (where status = 'pinned')::text as pinned,
-          count(*) filter (where status in ('queued', 'pinning'))::text as queued,
-          count(*) filter (where status = 'failed')::text as failed,
-          extract(epoch from now() - min(first_queued_at)
-            filter (where status in ('queued', 'pinning', 'failed')))::text as lag
-        from ${sql.ref(`${schema}.pin_ledger`)} group by backend_id order by backend_id`.execute(
-        db,
-      );
-      for (const row of result.rows) {
-        backends.push({
-          backendId: row.backend_id,
-          label: labels.get(row.backend_id) ?? row.backend_id,
-          pinned: Number(row.pinned),
-          queued: Number(row.queued),
-          failed: Number(row.failed),
-          lagSeconds: row.lag === null ? 0 : Math.round(Number(row.lag)),
-        });
+      for (const { backendId, ...counts } of await backendSummaries(db, schema)) {
+        backends.push({ backendId, label: labels.get(backendId) ?? backendId, ...counts });
       }
     } catch (error) {
       problems.push(`ledger: ${describeError(error)}`);

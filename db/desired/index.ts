@@ -1,4 +1,8 @@
-/** The incremental desired store: its contract (types.ts) and its Postgres implementation. */
+/**
+ * The persisted, incremental desired set: the store (what the reconciler steps), its
+ * contract, and the reads other layers share. Import from here, not from the files.
+ */
+export { countDesired, storedReasons, streamDesiredPages } from "./reads.js";
 export { createDesiredStore } from "./store.js";
 export type {
   CreateDesiredStoreParams,

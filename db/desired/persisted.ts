@@ -8,13 +8,13 @@ import {
   type RegistrationAction,
 } from "@/core/desired/timeline.js";
 import type { Hex } from "@/src/events.js";
-import type { DesiredTables } from "./tables.js";
+import type { Database } from "../database.js";
 
 /**
  * Loaders for the persisted fold state (the finalized prefix), in batches. `db` is already
  * bound to the reconciler schema.
  */
-type Db = Kysely<DesiredTables>;
+type Db = Kysely<Database>;
 
 /** A (chainId, contract) pair. */
 export type ContractId = { chainId: number; contract: Hex };

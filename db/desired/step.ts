@@ -1,25 +1,23 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { Logger } from "pino";
 import { type EvaluationContext, evaluateCid, type PinRef } from "@/core/desired/evaluate.js";
-import {
-  type DesiredReason,
-  type DesiredReasonJson,
-  reasonFromJson,
-  reasonToJson,
-} from "@/core/desired/reasons.js";
-import {
-  chainAction,
-  contractKey,
-  insertAction,
-  isFinalAction,
-  type RegistrationAction,
-  standingAction,
-} from "@/core/desired/timeline.js";
+import { reasonFromJson } from "@/core/desired/reasons.js";
+import { contractKey, insertAction, type RegistrationAction } from "@/core/desired/timeline.js";
 import type { ChainEvent, ChainProgress, Hex } from "@/src/events.js";
-import { createReadModel, type IndexerTables, toChainEvent } from "../read-model/index.js";
-import { latestOptimisticExpiries } from "../uploads.js";
+import type { Database } from "../database.js";
+import { createReadModel, toChainEvent } from "../read-model/index.js";
+import { latestOptimisticExpiries } from "../uploads/record.js";
+import {
+  canonicalReasons,
+  type DesiredRow,
+  decideAnswer,
+  decideStanding,
+  foldEvents,
+  foldLimit,
+  overlayTail,
+  reasonFlags,
+} from "./decide.js";
 import { cidsOfContracts, loadRefs, loadTimelines, parseContractKey } from "./persisted.js";
-import type { DesiredTables } from "./tables.js";
 import type { DesiredChange } from "./types.js";
 
 /**
@@ -32,10 +30,11 @@ import type { DesiredChange } from "./types.js";
  *     off-chain registrations queued by the API, and every CID of a contract whose standing moved;
  *  4. evaluate those with the shared rules (core/desired/evaluate.ts) and write only
  *     the rows that changed.
- * Cost follows the change (plus the tail), never the history.
+ * Cost follows the change (plus the tail), never the history. The decisions are pure
+ * functions in decide.ts; this file only reads and writes.
  */
 export type StepParams = {
-  trx: Transaction<DesiredTables>;
+  trx: Transaction<Database>;
   indexerSchema: string;
   reconcilerSchema: string;
   ttlMs: number;
@@ -50,8 +49,18 @@ const EVALUATE_PAGE = 1_000;
 /** Events folded in one step above which the fold tables are analysed before evaluating. */
 const ANALYZE_AFTER_FOLDED = 50_000;
 
+/** What the fold and the tail leave for the collection and the evaluation. */
+type Overlay = {
+  affectedCids: Set<string>;
+  standingCandidates: Set<string>;
+  tailRefs: Map<string, PinRef[]>;
+  tailActions: Map<string, RegistrationAction[]>;
+  folded: number;
+  tailSize: number;
+};
+
 export async function runStep(params: StepParams): Promise<DesiredChange[]> {
-  const { trx, now, signal } = params;
+  const { trx, now } = params;
   const started = performance.now();
   // Milliseconds per phase, for the debug log: where a slow step spends its time.
   const phases: Record<string, number> = {};
@@ -62,7 +71,6 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
     mark = at;
   };
   const db = trx.withSchema(params.reconcilerSchema);
-  const events = (trx as unknown as Kysely<IndexerTables>).withSchema(params.indexerSchema);
   // Steps of one reconciler schema run one at a time, whichever process calls them.
   // Every query below is an index lookup. Tables this very transaction has grown (a first
   // fold of a long history) have no statistics yet, and the planner then estimates
@@ -73,20 +81,69 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
   await sql`select pg_advisory_xact_lock(hashtext(${`${params.reconcilerSchema}.desired`})),
     set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`.execute(trx);
 
-  const progress = await createReadModel<DesiredTables>({
-    db: trx,
-    schema: params.indexerSchema,
-  }).progress();
+  const progress = await createReadModel({ db: trx, schema: params.indexerSchema }).progress();
   const finalized = new Map(progress.map((chain) => [chain.chainId, chain.finalizedBlock]));
   const finalizedBlockOf = (chainId: number) => finalized.get(chainId) ?? -1n;
 
-  const affectedCids = new Set<string>();
-  const standingCandidates = new Set<string>();
-  const tailRefs = new Map<string, PinRef[]>();
-  const tailActions = new Map<string, RegistrationAction[]>();
-  let folded = 0;
-  let tailSize = 0;
+  const overlay = await foldAndReadTail(params, progress);
+  // A large fold (a first start on a long history) grew pin_ref inside this transaction;
+  // give the planner its real size for the evaluation below (ANALYZE sees our own rows).
+  if (overlay.folded >= ANALYZE_AFTER_FOLDED) {
+    await sql`analyze ${sql.id(params.reconcilerSchema, "pin_ref")}, ${sql.id(params.reconcilerSchema, "registration_event")}`.execute(
+      trx,
+    );
+  }
+  phase("foldAndTail");
 
+  // Timelines of every contract looked at in this step: the persisted fold plus the tail.
+  const timelineCache = new Map<string, RegistrationAction[]>();
+  const timelinesFor = async (keys: Iterable<string>) => {
+    const missing = [...keys].filter((key) => !timelineCache.has(key));
+    for (const [key, timeline] of await loadTimelines(db, missing)) {
+      for (const action of overlay.tailActions.get(key) ?? []) insertAction(timeline, action);
+      timelineCache.set(key, timeline);
+    }
+  };
+  await collectAffected(db, overlay, timelinesFor, timelineCache, finalizedBlockOf, now);
+  phase("collect");
+
+  const context: EvaluationContext = {
+    timelineOf: (chainId: number, contract: Hex) =>
+      timelineCache.get(contractKey(chainId, contract)) ?? [],
+    finalizedBlockOf,
+    now,
+    ttlMs: params.ttlMs,
+  };
+  const changes = await evaluateAffected(params, overlay, context, timelinesFor);
+  phase("evaluate");
+  params.logger?.debug(
+    {
+      phases,
+      msg: "desired step",
+      folded: overlay.folded,
+      tail: overlay.tailSize,
+      evaluated: overlay.affectedCids.size,
+      changes: changes.length,
+      ms: Math.round(performance.now() - started),
+    },
+    "desired step",
+  );
+  return changes;
+}
+
+/** 1 and 2: folds each chain's newly final events and reads its unfinalized tail. */
+async function foldAndReadTail(params: StepParams, progress: ChainProgress[]): Promise<Overlay> {
+  const { trx, now, signal } = params;
+  const db = trx.withSchema(params.reconcilerSchema);
+  const events = trx.withSchema(params.indexerSchema);
+  const overlay: Overlay = {
+    affectedCids: new Set(),
+    standingCandidates: new Set(),
+    tailRefs: new Map(),
+    tailActions: new Map(),
+    folded: 0,
+    tailSize: 0,
+  };
   const cursors = new Map(
     (await db.selectFrom("desired_cursor").selectAll().execute()).map((row) => [
       Number(row.chain_id),
@@ -97,7 +154,6 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
   for (const chain of progress) {
     const limit = foldLimit(chain);
     const cursor = cursors.get(chain.chainId) ?? { block: -1n, eventId: null };
-    // 1. Fold the newly final events of this chain.
     if (limit > cursor.block) {
       let lastId: string | null = null;
       for (;;) {
@@ -111,30 +167,23 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
         if (lastId !== null) query = query.where("id", ">", lastId);
         const page = (await query.orderBy("id").limit(FOLD_PAGE).execute()).map(toChainEvent);
         if (page.length === 0) break;
-        await foldPage(db, page, affectedCids, standingCandidates);
-        folded += page.length;
+        await writeFold(db, page, overlay);
+        overlay.folded += page.length;
         lastId = (page[page.length - 1] as ChainEvent).id;
         if (page.length < FOLD_PAGE) break;
       }
+      const cursorRow = {
+        folded_block: limit,
+        folded_event_id: lastId ?? cursor.eventId,
+        updated_at: now,
+      };
       await db
         .insertInto("desired_cursor")
-        .values({
-          chain_id: chain.chainId,
-          folded_block: limit,
-          folded_event_id: lastId ?? cursor.eventId,
-          updated_at: now,
-        })
-        .onConflict((c) =>
-          c.column("chain_id").doUpdateSet({
-            folded_block: limit,
-            folded_event_id: lastId ?? cursor.eventId,
-            updated_at: now,
-          }),
-        )
+        .values({ chain_id: chain.chainId, ...cursorRow })
+        .onConflict((c) => c.column("chain_id").doUpdateSet(cursorRow))
         .execute();
     }
 
-    // 2. The unfinalized tail, recomputed every step: reorgs simply change what it holds.
     const tail = (
       await events
         .selectFrom("event")
@@ -144,35 +193,50 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
         .orderBy("id")
         .execute()
     ).map(toChainEvent);
-    tailSize += tail.length;
-    for (const event of tail) {
-      if (event.kind === "pin_hash") {
-        if (event.cid === null) continue;
-        const ref = toRef(event, event.cid);
-        const list = tailRefs.get(event.cid);
-        if (list) list.push(ref);
-        else tailRefs.set(event.cid, [ref]);
-        affectedCids.add(event.cid);
-      } else if (event.subject !== null) {
-        const action = chainAction({ ...event, subject: event.subject, kind: event.kind });
-        const key = contractKey(action.chainId, action.contract);
-        const list = tailActions.get(key);
-        if (list) list.push(action);
-        else tailActions.set(key, [action]);
-        standingCandidates.add(key);
-      }
-    }
+    overlay.tailSize += tail.length;
+    overlayTail(tail, { refs: overlay.tailRefs, actions: overlay.tailActions });
   }
+  for (const cid of overlay.tailRefs.keys()) overlay.affectedCids.add(cid);
+  for (const key of overlay.tailActions.keys()) overlay.standingCandidates.add(key);
+  return overlay;
+}
 
-  // A large fold (a first start on a long history) grew pin_ref inside this transaction;
-  // give the planner its real size for the evaluation below (ANALYZE sees our own rows).
-  if (folded >= ANALYZE_AFTER_FOLDED) {
-    await sql`analyze ${sql.id(params.reconcilerSchema, "pin_ref")}, ${sql.id(params.reconcilerSchema, "registration_event")}`.execute(
-      trx,
-    );
+/** Writes one page of final events to the fold tables; re-folding after a crash is a no-op. */
+async function writeFold(db: Kysely<Database>, page: ChainEvent[], overlay: Overlay) {
+  const { refs, registrations, cids, contracts } = foldEvents(page);
+  for (const cid of cids) overlay.affectedCids.add(cid);
+  for (const key of contracts) overlay.standingCandidates.add(key);
+  // Rows are keyed by the event id.
+  for (let start = 0; start < refs.length; start += 1_000) {
+    await db
+      .insertInto("pin_ref")
+      .values(refs.slice(start, start + 1_000))
+      .onConflict((c) => c.column("event_id").doNothing())
+      .execute();
   }
-  phase("foldAndTail");
-  // 3. What else may have changed.
+  if (registrations.length > 0) {
+    await db
+      .insertInto("registration_event")
+      .values(registrations)
+      .onConflict((c) => c.column("event_id").doNothing())
+      .execute();
+  }
+}
+
+/**
+ * 3: adds to the overlay's affected CIDs what else may have changed: the API's queues, every
+ * CID of a contract whose standing moved, answers that used the previous tail and answers
+ * with a time-based change due.
+ */
+async function collectAffected(
+  db: Kysely<Database>,
+  overlay: Overlay,
+  timelinesFor: (keys: Iterable<string>) => Promise<void>,
+  timelines: Map<string, RegistrationAction[]>,
+  finalizedBlockOf: (chainId: number) => bigint,
+  now: Date,
+): Promise<void> {
+  const { affectedCids, standingCandidates } = overlay;
   const dirtyCids = await db.deleteFrom("desired_dirty_cid").returning("cid").execute();
   for (const row of dirtyCids) affectedCids.add(row.cid);
   const dirtyContracts = await db
@@ -192,30 +256,15 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
     .execute();
   for (const row of provisional)
     standingCandidates.add(contractKey(Number(row.chain_id), row.contract));
-  const timelineCache = new Map<string, RegistrationAction[]>();
-  const timelinesFor = async (keys: Iterable<string>) => {
-    const missing = [...keys].filter((key) => !timelineCache.has(key));
-    for (const [key, timeline] of await loadTimelines(db, missing)) {
-      for (const action of tailActions.get(key) ?? []) insertAction(timeline, action);
-      timelineCache.set(key, timeline);
-    }
-  };
   await timelinesFor(standingCandidates);
-  await updateStandings(
-    db,
-    [...standingCandidates],
-    timelineCache,
-    finalizedBlockOf,
-    affectedContracts,
-  );
+  for (const key of await updateStandings(db, [...standingCandidates], timelines, finalizedBlockOf))
+    affectedContracts.add(key);
   for (const cid of await cidsOfContracts(db, [...affectedContracts])) affectedCids.add(cid);
-  for (const [cid, refs] of tailRefs) {
+  for (const [cid, refs] of overlay.tailRefs) {
     if (refs.some((ref) => affectedContracts.has(contractKey(ref.chainId, ref.contract))))
       affectedCids.add(cid);
   }
-  // Answers that used the previous tail (a reorg may have removed what they rest on) and
-  // answers with a time-based change due. A union, each arm served by its partial index (an
-  // OR would scan the whole set).
+  // A union, each arm served by its partial index (an OR would scan the whole set).
   const due = await db
     .selectFrom("desired_cid")
     .select("cid")
@@ -223,174 +272,19 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
     .unionAll(db.selectFrom("desired_cid").select("cid").where("next_change_at", "<=", now))
     .execute();
   for (const row of due) affectedCids.add(row.cid);
-
-  phase("collect");
-  // 4. Evaluate with the shared rules and write what changed.
-  const context: EvaluationContext = {
-    timelineOf: (chainId: number, contract: Hex) =>
-      timelineCache.get(contractKey(chainId, contract)) ?? [],
-    finalizedBlockOf,
-    now,
-    ttlMs: params.ttlMs,
-  };
-  const changes: DesiredChange[] = [];
-  const sorted = [...affectedCids].sort();
-  for (let start = 0; start < sorted.length; start += EVALUATE_PAGE) {
-    signal?.throwIfAborted();
-    const cids = sorted.slice(start, start + EVALUATE_PAGE);
-    const refs = await loadRefs(db, cids);
-    for (const [cid, extra] of tailRefs) {
-      if (!cids.includes(cid)) continue;
-      const list = refs.get(cid);
-      if (list) list.push(...extra);
-      else refs.set(cid, [...extra]);
-    }
-    const contracts = new Set<string>();
-    for (const list of refs.values())
-      for (const ref of list) contracts.add(contractKey(ref.chainId, ref.contract));
-    await timelinesFor(contracts);
-    const optimistic = await latestOptimisticExpiries<DesiredTables>(db, cids);
-    const stored = new Map(
-      (
-        await db
-          .selectFrom("desired_cid")
-          .select(["cid", "reasons", "uses_tail"])
-          .where("cid", "=", (eb) => eb.fn.any(eb.val(cids)))
-          .execute()
-      ).map((row) => [
-        row.cid,
-        { json: canonical(row.reasons.map(reasonFromJson)), usesTail: row.uses_tail },
-      ]),
-    );
-    const upserts: Row[] = [];
-    const removals: string[] = [];
-    for (const cid of cids) {
-      const evaluation = evaluateCid(refs.get(cid) ?? [], optimistic.get(cid), context);
-      const json = canonical(evaluation.reasons);
-      const usesTail = tailRefs.has(cid);
-      const before = stored.get(cid);
-      if (evaluation.reasons.length === 0) {
-        if (before === undefined) continue;
-        removals.push(cid);
-        changes.push({ cid, desired: false, reasons: [] });
-      } else if (before?.json !== json || before.usesTail !== usesTail) {
-        upserts.push({
-          cid,
-          reasons: evaluation.reasons,
-          json,
-          nextChangeAt: evaluation.nextChangeAt,
-          usesTail,
-        });
-        // Only a different answer is a change; a row that merely left the tail is not.
-        if (before?.json !== json)
-          changes.push({ cid, desired: true, reasons: evaluation.reasons });
-      }
-    }
-    await writeRows(db, upserts, removals, now);
-  }
-
-  phase("evaluate");
-  params.logger?.debug(
-    {
-      phases,
-      msg: "desired step",
-      folded,
-      tail: tailSize,
-      evaluated: affectedCids.size,
-      changes: changes.length,
-      ms: Math.round(performance.now() - started),
-    },
-    "desired step",
-  );
-  return changes;
-}
-
-/** Highest block of a chain that is both final and fully indexed: what may be folded. */
-export function foldLimit(chain: ChainProgress): bigint {
-  // biome-ignore lint/complexity/useMathMinMax: Math.min does not take bigint
-  return chain.finalizedBlock < chain.indexedBlock ? chain.finalizedBlock : chain.indexedBlock;
-}
-
-function toRef(event: ChainEvent, cid: string): PinRef {
-  return {
-    cid,
-    chainId: event.chainId,
-    contract: event.contract,
-    eventId: event.id,
-    blockNumber: event.blockNumber,
-    blockTimestamp: event.blockTimestamp,
-    transactionHash: event.transactionHash,
-  };
-}
-
-function canonical(reasons: readonly DesiredReason[]): string {
-  return JSON.stringify(reasons.map(reasonToJson));
-}
-
-async function foldPage(
-  db: Kysely<DesiredTables>,
-  page: ChainEvent[],
-  affectedCids: Set<string>,
-  standingCandidates: Set<string>,
-): Promise<void> {
-  const refs = [];
-  const registrations = [];
-  for (const event of page) {
-    if (event.kind === "pin_hash") {
-      // Invalid CIDs are never desired: nothing to keep.
-      if (event.cid === null) continue;
-      refs.push({
-        event_id: event.id,
-        cid: event.cid,
-        chain_id: event.chainId,
-        contract: event.contract,
-        block_number: event.blockNumber,
-        block_timestamp: event.blockTimestamp,
-        transaction_hash: event.transactionHash,
-      });
-      affectedCids.add(event.cid);
-    } else if (event.subject !== null) {
-      registrations.push({
-        event_id: event.id,
-        chain_id: event.chainId,
-        contract: event.subject,
-        action: event.kind,
-        block_number: event.blockNumber,
-        block_timestamp: event.blockTimestamp,
-        transaction_hash: event.transactionHash,
-      });
-      standingCandidates.add(contractKey(event.chainId, event.subject));
-    }
-  }
-  // Re-folding after a crash is a no-op: rows are keyed by the event id.
-  for (let start = 0; start < refs.length; start += 1_000) {
-    await db
-      .insertInto("pin_ref")
-      .values(refs.slice(start, start + 1_000))
-      .onConflict((c) => c.column("event_id").doNothing())
-      .execute();
-  }
-  if (registrations.length > 0) {
-    await db
-      .insertInto("registration_event")
-      .values(registrations)
-      .onConflict((c) => c.column("event_id").doNothing())
-      .execute();
-  }
 }
 
 /**
- * Recomputes the standing action of each candidate contract; a contract whose standing
- * moved (a Register, a final Unregister, one reorged away) has all its CIDs re-evaluated.
+ * Recomputes the standing of each candidate contract and stores those that changed; returns
+ * the contracts whose standing moved (all their CIDs must be re-evaluated).
  */
 async function updateStandings(
-  db: Kysely<DesiredTables>,
+  db: Kysely<Database>,
   keys: string[],
   timelines: Map<string, RegistrationAction[]>,
   finalizedBlockOf: (chainId: number) => bigint,
-  affectedContracts: Set<string>,
-): Promise<void> {
-  if (keys.length === 0) return;
+): Promise<string[]> {
+  if (keys.length === 0) return [];
   const ids = keys.map(parseContractKey);
   const stored = new Map(
     (
@@ -401,49 +295,99 @@ async function updateStandings(
           sql<boolean>`(chain_id, contract) in (select * from unnest(${sql.val(ids.map((id) => String(id.chainId)))}::bigint[], ${sql.val(ids.map((id) => id.contract))}::text[]))`,
         )
         .execute()
-    ).map((row) => [contractKey(Number(row.chain_id), row.contract), row]),
+    ).map((row) => [
+      contractKey(Number(row.chain_id), row.contract),
+      { standingId: row.standing_id, standingFinal: row.standing_final },
+    ]),
   );
+  const moved: string[] = [];
   const rows = [];
   for (const { chainId, contract } of ids) {
     const key = contractKey(chainId, contract);
-    const standing = standingAction(timelines.get(key) ?? [], finalizedBlockOf(chainId));
-    const standingId = standing?.id ?? null;
-    const standingFinal =
-      standing === undefined || isFinalAction(standing, finalizedBlockOf(chainId));
-    const before = stored.get(key);
-    if (before?.standing_id === standingId && before.standing_final === standingFinal) continue;
-    if ((before?.standing_id ?? null) !== standingId) affectedContracts.add(key);
-    rows.push({
-      chain_id: chainId,
-      contract,
-      standing_id: standingId,
-      standing_final: standingFinal,
-    });
+    const decided = decideStanding(
+      timelines.get(key) ?? [],
+      finalizedBlockOf(chainId),
+      stored.get(key),
+    );
+    if (decided.moved) moved.push(key);
+    if (decided.write) {
+      rows.push({
+        chain_id: chainId,
+        contract,
+        standing_id: decided.write.standingId,
+        standing_final: decided.write.standingFinal,
+      });
+    }
   }
-  if (rows.length === 0) return;
-  await db
-    .insertInto("contract_standing")
-    .values(rows)
-    .onConflict((c) =>
-      c.columns(["chain_id", "contract"]).doUpdateSet((eb) => ({
-        standing_id: eb.ref("excluded.standing_id"),
-        standing_final: eb.ref("excluded.standing_final"),
-      })),
-    )
-    .execute();
+  if (rows.length > 0) {
+    await db
+      .insertInto("contract_standing")
+      .values(rows)
+      .onConflict((c) =>
+        c.columns(["chain_id", "contract"]).doUpdateSet((eb) => ({
+          standing_id: eb.ref("excluded.standing_id"),
+          standing_final: eb.ref("excluded.standing_final"),
+        })),
+      )
+      .execute();
+  }
+  return moved;
 }
 
-type Row = {
-  cid: string;
-  reasons: DesiredReason[];
-  json: string;
-  nextChangeAt: Date | null;
-  usesTail: boolean;
-};
+/** 4: evaluates the affected CIDs in pages with the shared rules and writes what changed. */
+async function evaluateAffected(
+  params: StepParams,
+  overlay: Overlay,
+  context: EvaluationContext,
+  timelinesFor: (keys: Iterable<string>) => Promise<void>,
+): Promise<DesiredChange[]> {
+  const db = params.trx.withSchema(params.reconcilerSchema);
+  const changes: DesiredChange[] = [];
+  const sorted = [...overlay.affectedCids].sort();
+  for (let start = 0; start < sorted.length; start += EVALUATE_PAGE) {
+    params.signal?.throwIfAborted();
+    const cids = sorted.slice(start, start + EVALUATE_PAGE);
+    const refs = await loadRefs(db, cids);
+    for (const [cid, extra] of overlay.tailRefs) {
+      if (!cids.includes(cid)) continue;
+      const list = refs.get(cid);
+      if (list) list.push(...extra);
+      else refs.set(cid, [...extra]);
+    }
+    const contracts = new Set<string>();
+    for (const list of refs.values())
+      for (const ref of list) contracts.add(contractKey(ref.chainId, ref.contract));
+    await timelinesFor(contracts);
+    const optimistic = await latestOptimisticExpiries(params.trx, params.reconcilerSchema, cids);
+    const stored = new Map(
+      (
+        await db
+          .selectFrom("desired_cid")
+          .select(["cid", "reasons", "uses_tail"])
+          .where("cid", "=", (eb) => eb.fn.any(eb.val(cids)))
+          .execute()
+      ).map((row) => [
+        row.cid,
+        { json: canonicalReasons(row.reasons.map(reasonFromJson)), usesTail: row.uses_tail },
+      ]),
+    );
+    const upserts: DesiredRow[] = [];
+    const removals: string[] = [];
+    for (const cid of cids) {
+      const evaluation = evaluateCid(refs.get(cid) ?? [], optimistic.get(cid), context);
+      const decided = decideAnswer(cid, evaluation, stored.get(cid), overlay.tailRefs.has(cid));
+      if (decided.remove) removals.push(cid);
+      if (decided.upsert) upserts.push(decided.upsert);
+      if (decided.change) changes.push(decided.change);
+    }
+    await writeRows(db, upserts, removals, params.now);
+  }
+  return changes;
+}
 
 async function writeRows(
-  db: Kysely<DesiredTables>,
-  upserts: Row[],
+  db: Kysely<Database>,
+  upserts: DesiredRow[],
   removals: string[],
   now: Date,
 ): Promise<void> {
@@ -454,8 +398,6 @@ async function writeRows(
       .execute();
   }
   if (upserts.length === 0) return;
-  const has = (reasons: DesiredReason[], kind: DesiredReason["kind"]) =>
-    reasons.some((r) => r.kind === kind);
   await db
     .insertInto("desired_cid")
     .values(
@@ -463,10 +405,7 @@ async function writeRows(
         cid: row.cid,
         reasons: row.json,
         next_change_at: row.nextChangeAt,
-        is_confirmed: has(row.reasons, "confirmed"),
-        is_pending: has(row.reasons, "pending"),
-        is_optimistic: has(row.reasons, "optimistic"),
-        is_demoted: has(row.reasons, "demoted"),
+        ...reasonFlags(row.reasons),
         uses_tail: row.usesTail,
         updated_at: now,
       })),
@@ -485,5 +424,3 @@ async function writeRows(
     )
     .execute();
 }
-
-export type { DesiredReasonJson };

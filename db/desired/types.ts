@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { DesiredReason } from "@/core/desired/reasons.js";
+import type { Database } from "../database.js";
 
 export type { DesiredReason } from "@/core/desired/reasons.js";
 
@@ -61,9 +62,9 @@ export interface DesiredStore {
   lag(): Promise<DesiredLag[]>;
 }
 
-export type CreateDesiredStoreParams<Tables> = {
-  /** Any kysely database over the shared Postgres; the store only uses raw, schema-qualified SQL. */
-  db: Kysely<Tables>;
+export type CreateDesiredStoreParams = {
+  /** Quasar's database (connectDatabase); the store scopes every query to a schema. */
+  db: Kysely<Database>;
   /** Schema Ponder writes the event table and _ponder_checkpoint to (QUASAR_INDEXER_SCHEMA). */
   indexerSchema: string;
   /** Schema of the reconciler's tables, migrated by db/migrations (QUASAR_RECONCILER_SCHEMA). */

@@ -1,5 +1,6 @@
-import { type Generated, type Kysely, type Selectable, sql, type Transaction } from "kysely";
-import { IllegalTransitionError, LedgerContentionError } from "./errors.js";
+import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import type { Database } from "../database.js";
+import { IllegalTransitionError, LedgerContentionError } from "../errors.js";
 import {
   ABSENT,
   isIllegal,
@@ -10,6 +11,17 @@ import {
   transition,
   WANTED_STATUSES,
 } from "./pin-status.js";
+import type { Decision, Outcome, PinLedgerTable, ReconcileLogTable } from "./tables.js";
+
+export {
+  DECISIONS,
+  type Decision,
+  type LedgerTables,
+  OUTCOMES,
+  type Outcome,
+  type PinLedgerTable,
+  type ReconcileLogTable,
+} from "./tables.js";
 
 /**
  * The per-backend pin ledger: one row per (backend, cid) with its status, ownership, attempts
@@ -17,53 +29,6 @@ import {
  * goes through `applyChanges`, which computes it with `transition` (pin-status.ts), so the
  * ledger can never hold a transition the state machine does not allow.
  */
-
-/** Row of pin_ledger as stored (snake_case, as in the migration). */
-export type PinLedgerTable = {
-  backend_id: string;
-  cid: string;
-  status: PinStatus;
-  owned: boolean;
-  attempts: number;
-  last_error: string | null;
-  next_attempt_at: Date;
-  first_queued_at: Date;
-  updated_at: Date;
-  deadline_at: Date | null;
-};
-
-/** What the reconciler decided for one (backend, cid), and why. */
-export const DECISIONS = [
-  "queue",
-  "pin",
-  "unpin",
-  "copy",
-  "adopt",
-  "mark_failed",
-  "skip_foreign",
-  "release",
-  "requeue",
-  "recover",
-  "record_owned",
-] as const;
-export type Decision = (typeof DECISIONS)[number];
-
-export const OUTCOMES = ["started", "ok", "error"] as const;
-export type Outcome = (typeof OUTCOMES)[number];
-
-export type ReconcileLogTable = {
-  id: Generated<bigint>;
-  at: Generated<Date>;
-  backend_id: string;
-  cid: string;
-  decision: Decision;
-  reason: string;
-  outcome: Outcome;
-  error: string | null;
-};
-
-/** The ledger's tables, to intersect with the other reconciler tables in a database type. */
-export type LedgerTables = { pin_ledger: PinLedgerTable; reconcile_log: ReconcileLogTable };
 
 export type LedgerRow = Selectable<PinLedgerTable>;
 export type ReconcileLogRow = Selectable<ReconcileLogTable>;
@@ -94,8 +59,6 @@ export type ApplyOptions = {
   pinDeadlineMs: number;
 };
 
-type Db = Kysely<LedgerTables> | Transaction<LedgerTables>;
-
 const CHUNK = 1_000;
 
 /**
@@ -105,7 +68,7 @@ const CHUNK = 1_000;
  * never overwritten blindly.
  */
 export async function applyChanges(
-  trx: Transaction<LedgerTables>,
+  trx: Transaction<Database>,
   changes: readonly LedgerChange[],
   options: ApplyOptions,
 ): Promise<ChangeResult[]> {
@@ -125,7 +88,7 @@ export async function applyChanges(
 }
 
 async function applyChunk(
-  trx: Transaction<LedgerTables>,
+  trx: Transaction<Database>,
   changes: readonly LedgerChange[],
   indexes: readonly number[],
   results: ChangeResult[],
@@ -298,12 +261,11 @@ function key(backendId: string, cid: string): string {
  * engine never mistakes the pin for a foreign one. Call it in the same transaction as the
  * optimistic pin row. Pass `schema` unless `trx` is already scoped to the reconciler schema.
  */
-export async function recordOwnedPin<DB extends LedgerTables>(
-  trx: Transaction<DB>,
+export async function recordOwnedPin(
+  trx: Transaction<Database>,
   options: { backendId: string; cid: string; schema?: string; now?: Date; reason?: string },
 ): Promise<void> {
-  let scoped = trx as unknown as Transaction<LedgerTables>;
-  if (options.schema) scoped = scoped.withSchema(options.schema);
+  const scoped = options.schema ? trx.withSchema(options.schema) : trx;
   const [result] = await applyChanges(
     scoped,
     [
@@ -332,16 +294,13 @@ export async function recordOwnedPin<DB extends LedgerTables>(
 }
 
 /** A scoped handle on the ledger tables for the engine's reads outside transactions. */
-export function ledgerDb<DB extends LedgerTables>(
-  db: Kysely<DB>,
-  schema: string,
-): Kysely<LedgerTables> {
-  return (db as unknown as Kysely<LedgerTables>).withSchema(schema);
+export function ledgerDb(db: Kysely<Database>, schema: string): Kysely<Database> {
+  return db.withSchema(schema);
 }
 
 /** Reads one row (tests, status, audit). */
 export async function getLedgerRow(
-  db: Db,
+  db: Kysely<Database>,
   backendId: string,
   cid: string,
 ): Promise<LedgerRow | undefined> {

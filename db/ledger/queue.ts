@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from "kysely";
-import { applyChanges, type LedgerChange, type LedgerRow, type LedgerTables } from "./ledger.js";
+import type { Database } from "../database.js";
+import { applyChanges, type LedgerChange, type LedgerRow } from "./ledger.js";
 
 /**
  * The two work queues of one backend, both kept in pin_ledger (so they survive a crash):
@@ -19,7 +20,7 @@ export type ClaimOptions = {
 export type ClaimedRow = LedgerRow & { queue: "new" | "retry" };
 
 export async function claimWork(
-  db: Kysely<LedgerTables>,
+  db: Kysely<Database>,
   options: ClaimOptions,
 ): Promise<ClaimedRow[]> {
   const { backendId, limit, now, exclude } = options;
@@ -107,13 +108,13 @@ export async function claimWork(
  * milliseconds of commits, a claim reverts to queued (claimed again) and an outcome reverts
  * to pinning (re-driven at start). A reconciler crash loses nothing: Postgres has the commit.
  */
-export async function relaxCommit(trx: Transaction<LedgerTables>): Promise<void> {
+export async function relaxCommit(trx: Transaction<Database>): Promise<void> {
   await sql`set local synchronous_commit to off`.execute(trx);
 }
 
 /** Due and waiting rows per queue, for the queue-depth metric. */
 export async function queueDepths(
-  db: Kysely<LedgerTables>,
+  db: Kysely<Database>,
 ): Promise<{ backendId: string; queue: "new" | "retry" | "failed"; count: number }[]> {
   const rows = await db
     .selectFrom("pin_ledger")

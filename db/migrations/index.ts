@@ -1,5 +1,7 @@
 import { type Kysely, type Migration, type MigrationResultSet, Migrator } from "kysely";
 import { NonRetryableError } from "@/core/errors.js";
+import type { Database } from "../database.js";
+import { isMissingRelation } from "../errors.js";
 import { desiredMigration } from "./0001_desired.js";
 import { ledgerMigration } from "./0002_ledger.js";
 import { desiredUsesTailMigration } from "./0003_desired_uses_tail.js";
@@ -33,43 +35,50 @@ export class MigrationError extends NonRetryableError {
   }
 }
 
+/** Attempts before a catalog race (below) is reported as a failure. */
+const MIGRATE_ATTEMPTS = 10;
+
 /**
- * Brings the reconciler schema to the latest migration (creating the schema if needed).
- * Safe to run concurrently from several processes: kysely's migrator takes a lock table.
+ * Brings the reconciler schema to the latest migration (creating the schema if needed): the
+ * one migration entry of every process and test. Safe to run concurrently from several
+ * processes: kysely's migrator takes a lock table.
+ *
+ * kysely checks for its tables by introspecting every schema's tables before taking its
+ * lock; a schema or table another process drops at that moment (test suites create and drop
+ * schemas all the time) fails the check with undefined_table or invalid_schema_name. Nothing
+ * was applied then (each migration is transactional): that race, returned or thrown, is
+ * retried with a growing pause; any other failure is not.
  */
-export async function migrateToLatest<Tables>(
-  db: Kysely<Tables>,
+export async function migrateToLatest(
+  db: Kysely<Database>,
   schema: string,
 ): Promise<MigrationResultSet> {
-  await db.schema.createSchema(schema).ifNotExists().execute();
   const migrator = new Migrator({
     db: db.withSchema(schema),
     provider: { getMigrations: async () => ({ ...MIGRATIONS }) },
     migrationTableSchema: schema,
   });
-  let result = await migrator.migrateToLatest();
-  // kysely checks for its tables by introspecting the whole catalog; a table another
-  // process drops at that moment (tests create and drop schemas all the time) fails the
-  // check with undefined_table or invalid_schema_name. Nothing was applied then (each migration is transactional):
-  // try again.
-  for (let attempt = 1; attempt < 8 && isCatalogRace(result); attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-    result = await migrator.migrateToLatest();
+  for (let attempt = 1; ; attempt++) {
+    let result: MigrationResultSet;
+    try {
+      await db.schema.createSchema(schema).ifNotExists().execute();
+      result = await migrator.migrateToLatest();
+    } catch (error) {
+      result = { error };
+    }
+    if (result.error === undefined) return result;
+    if (attempt >= MIGRATE_ATTEMPTS || !isCatalogRace(result)) {
+      const failed = result.results?.find((item) => item.status === "Error");
+      throw new MigrationError(failed?.migrationName, { cause: result.error });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
   }
-  if (result.error !== undefined) {
-    const failed = result.results?.find((item) => item.status === "Error");
-    throw new MigrationError(failed?.migrationName, { cause: result.error });
-  }
-  return result;
 }
 
+/** A relation or schema vanished under kysely's own catalog checks, not a migration failing. */
 function isCatalogRace(result: MigrationResultSet): boolean {
-  const { error } = result;
   return (
-    typeof error === "object" &&
-    error !== null &&
-    // undefined_table, invalid_schema_name: a relation or schema vanished mid-query.
-    ["42P01", "3F000"].includes(String((error as { code?: unknown }).code)) &&
+    isMissingRelation(result.error) &&
     // A migration's own SQL failing is a real error, never retried.
     !(result.results ?? []).some((item) => item.status === "Error")
   );

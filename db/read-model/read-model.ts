@@ -6,10 +6,12 @@ import {
   type EventKind,
   type Hex,
 } from "@/src/events.js";
+import type { Database } from "../database.js";
+import { isMissingRelation } from "../errors.js";
 import { completeBlockOf, decodeCheckpoint } from "./checkpoint.js";
 import { IndexerNotReadyError, MalformedEventRowError } from "./errors.js";
 import type { StorageContractStatus } from "./registrations.js";
-import type { EventTable, IndexerTables } from "./tables.js";
+import type { EventTable } from "./tables.js";
 
 /**
  * The indexer's history as every other process reads it: typed rows, ordered by Ponder's
@@ -49,27 +51,24 @@ export type ReadModel = {
   storageContracts(): Promise<StorageContractStatus[]>;
 };
 
-export type CreateReadModelOptions<Tables> = {
-  /** Any kysely database on the indexer's Postgres (e.g. from connectDatabase); the caller owns it. */
-  db: Kysely<Tables>;
+export type CreateReadModelOptions = {
+  /** Quasar's database (connectDatabase) or a transaction on it; the caller owns it. */
+  db: Kysely<Database>;
   /** The indexer's schema (QUASAR_INDEXER_SCHEMA / ponder start --schema). */
   schema: string;
 };
 
 /** Creates a read model over one indexer schema. Queries only; never writes. */
-export function createReadModel<Tables>(options: CreateReadModelOptions<Tables>): ReadModel {
+export function createReadModel(options: CreateReadModelOptions): ReadModel {
   const { schema } = options;
-  // The read model only needs its own tables; whatever else the caller's database types hold is irrelevant here.
-  const db = (options.db as unknown as Kysely<IndexerTables>).withSchema(schema);
+  const db = options.db.withSchema(schema);
 
   const guard = async <T>(query: () => Promise<T>): Promise<T> => {
     try {
       return await query();
     } catch (error) {
-      // 42P01 undefined_table, 3F000 invalid_schema_name: Ponder has not created them yet.
-      const code = (error as { code?: unknown }).code;
-      if (code === "42P01" || code === "3F000")
-        throw new IndexerNotReadyError(schema, { cause: error });
+      // Ponder has not created its schema or tables yet.
+      if (isMissingRelation(error)) throw new IndexerNotReadyError(schema, { cause: error });
       throw error;
     }
   };

@@ -4,14 +4,9 @@ import type { Backend } from "@/backends/backend.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
 import { recordBackendHealth } from "@/db/backend-health.js";
+import type { Database } from "@/db/database.js";
 import type { DesiredChange, DesiredStore } from "@/db/desired/index.js";
-import {
-  applyChanges,
-  type LedgerChange,
-  type LedgerRow,
-  type LedgerTables,
-  ledgerDb,
-} from "@/db/ledger/ledger.js";
+import { applyChanges, type LedgerChange, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { IN_FLIGHT_STATUSES, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
 import { queueDepths } from "@/db/ledger/queue.js";
 import { diffPins } from "../diff.js";
@@ -56,10 +51,10 @@ export type EngineConfig = Pick<
   | "QUASAR_FAILED_RETRY_INTERVAL"
 >;
 
-export type CreateReconcilerParams<Tables> = {
+export type CreateReconcilerParams = {
   common: ReconcilerCommon;
-  /** Any kysely database over the shared Postgres; the engine scopes it to the reconciler schema. */
-  db: Kysely<Tables>;
+  /** Quasar's database (connectDatabase); the engine scopes it to the reconciler schema. */
+  db: Kysely<Database>;
   /**
    * Opened by start(), each on its own (open is idempotent, so opened ones are fine too): one
    * that cannot be opened is down and retried with backoff while the others converge.
@@ -115,13 +110,10 @@ const METRICS_REFRESH_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
 
-export function createReconciler<Tables>(params: CreateReconcilerParams<Tables>): Reconciler {
+export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const { common, config, desiredStore, backends } = params;
   const { logger, metrics } = common;
-  const db = ledgerDb(
-    params.db as unknown as Kysely<LedgerTables>,
-    config.QUASAR_RECONCILER_SCHEMA,
-  );
+  const db = ledgerDb(params.db, config.QUASAR_RECONCILER_SCHEMA);
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
   const backendIds = backends.map((b) => b.id);

@@ -5,7 +5,7 @@ import { deriveDesiredSet } from "@/core/desired/derive.js";
 import { reasonToJson } from "@/core/desired/reasons.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { listOffchainRegistrations, recordOffchainRegistration } from "@/db/registrations.js";
-import { recordOptimisticPin } from "@/db/uploads.js";
+import { recordUploads } from "@/db/uploads/index.js";
 import type { ChainEvent, Hex } from "@/src/events.js";
 import {
   blockDate,
@@ -18,7 +18,7 @@ import {
   unregister,
 } from "@/test/desired/history.js";
 import { insertEvents, revertAbove, setProgress } from "@/test/desired/indexer.js";
-import { createStoreFixture } from "@/test/desired/store-setup.js";
+import { createStoreFixture, upload } from "@/test/desired/store-setup.js";
 
 /**
  * Property: after any sequence of steps over a random history (new blocks on two chains,
@@ -119,14 +119,12 @@ describe("desired store vs deriveDesiredSet", () => {
               const blockNow = blockDate(block);
               now = new Date(Math.max(now.getTime(), blockNow.getTime()) + phase.nowAdvanceMs);
               if (phase.upload !== null) {
-                await recordOptimisticPin(fx.db, {
+                await recordUploads(fx.db, {
                   schema: fx.reconcilerSchema,
-                  cid: phase.upload,
-                  size: 1,
-                  uploader: "prop",
-                  backendId: "b",
-                  now,
                   ttlMs: TTL_MS,
+                  uploads: [
+                    upload(phase.upload, now, { size: 1, uploader: "prop", backendId: "b" }),
+                  ],
                 });
               }
               if (phase.offchain !== null) {

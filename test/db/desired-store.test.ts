@@ -2,7 +2,7 @@ import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createReadModel } from "@/db/read-model/index.js";
 import { recordOffchainRegistration } from "@/db/registrations.js";
-import { recordOptimisticPin } from "@/db/uploads.js";
+import { recordUploads } from "@/db/uploads/index.js";
 import {
   blockDate,
   CIDS,
@@ -14,7 +14,12 @@ import {
   unregister,
 } from "@/test/desired/history.js";
 import { insertEvents, revertAbove, setProgress } from "@/test/desired/indexer.js";
-import { createStoreFixture, type StoreFixture, snapshot } from "@/test/desired/store-setup.js";
+import {
+  createStoreFixture,
+  type StoreFixture,
+  snapshot,
+  upload,
+} from "@/test/desired/store-setup.js";
 
 const TTL_MS = 3_600_000;
 const [C0, C1, C2] = CIDS;
@@ -102,14 +107,12 @@ describe("desired store", () => {
     ]);
     await progress(10n, 13n);
     // C2 was also uploaded through the API: the upload outlives the reorg.
-    await recordOptimisticPin(fx.db, {
+    await recordUploads(fx.db, {
       schema: fx.reconcilerSchema,
-      cid: C2,
-      size: 10,
-      uploader: "key-1",
-      backendId: "helia-test",
-      now: blockDate(13n),
       ttlMs: TTL_MS,
+      uploads: [
+        upload(C2, blockDate(13n), { size: 10, uploader: "key-1", backendId: "helia-test" }),
+      ],
     });
     await fx.store.step({ now: blockDate(13n) });
     const before = await persisted();
@@ -164,14 +167,10 @@ describe("desired store", () => {
 
   it("expires optimistic uploads and demotions by `now` alone, exactly at their end", async () => {
     const t0 = blockDate(30n);
-    await recordOptimisticPin(fx.db, {
+    await recordUploads(fx.db, {
       schema: fx.reconcilerSchema,
-      cid: C0,
-      size: 1n,
-      uploader: "1.2.3.4",
-      backendId: "helia-test",
-      now: t0,
       ttlMs: TTL_MS,
+      uploads: [upload(C0, t0, { size: 1n, uploader: "1.2.3.4", backendId: "helia-test" })],
     });
     await insertEvents(fx.db, fx.indexerSchema, [
       register(CONTRACT_A, { block: 1n }),
@@ -266,14 +265,10 @@ describe("desired store", () => {
       pinHash(CONTRACT_A, C0, { block: 2n }),
     ]);
     await progress(10n);
-    await recordOptimisticPin(fx.db, {
+    await recordUploads(fx.db, {
       schema: fx.reconcilerSchema,
-      cid: C1,
-      size: 1,
-      uploader: "k",
-      backendId: "b",
-      now: blockDate(10n),
       ttlMs: TTL_MS,
+      uploads: [upload(C1, blockDate(10n), { size: 1, uploader: "k", backendId: "b" })],
     });
     // A real Postgres failure at the last write of the step (after folding and draining the
     // upload queue): a trigger that refuses rows in desired_cid.

@@ -6,7 +6,7 @@ import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 
 describe("migrateToLatest", () => {
   let schema: TestSchema;
-  const db = connectDatabase<Record<string, never>>({
+  const db = connectDatabase({
     databaseUrl: process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres",
   });
   beforeAll(async () => {

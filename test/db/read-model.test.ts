@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { connectDatabase } from "@/db/connect.js";
 import { IndexerNotReadyError, MalformedEventRowError } from "@/db/read-model/errors.js";
 import { createReadModel, type ReadModel } from "@/db/read-model/read-model.js";
-import type { IndexerTables } from "@/db/read-model/tables.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 
 const pad = (value: bigint | number, width: number) => value.toString().padStart(width, "0");
@@ -35,7 +34,7 @@ const CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
 let schema: TestSchema;
 let empty: TestSchema;
 let client: pg.Client;
-const kysely = connectDatabase<IndexerTables>({
+const kysely = connectDatabase({
   databaseUrl: process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres",
   applicationName: "read-model-test",
 });

@@ -1,13 +1,15 @@
 import { type Kysely, sql } from "kysely";
 import { connectDatabase } from "@/db/connect.js";
+import type { Database } from "@/db/database.js";
 import { createDesiredStore, type DesiredStore } from "@/db/desired/index.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
+import type { UploadRecord } from "@/db/uploads/index.js";
 import { createTestSchema } from "../harness/postgres.js";
 import { createIndexerTables } from "./indexer.js";
 
 /** A desired store over fresh indexer and reconciler schemas on the real local Postgres. */
 export type StoreFixture = {
-  db: Kysely<Record<string, never>>;
+  db: Kysely<Database>;
   store: DesiredStore;
   indexerSchema: string;
   reconcilerSchema: string;
@@ -18,7 +20,7 @@ export type StoreFixture = {
 export async function createStoreFixture(ttlMs: number): Promise<StoreFixture> {
   const indexer = await createTestSchema("dsi");
   const reconciler = await createTestSchema("dsr");
-  const db = connectDatabase<Record<string, never>>({
+  const db = connectDatabase({
     databaseUrl: indexer.databaseUrl,
     maxConnections: 3,
   });
@@ -59,4 +61,21 @@ export async function snapshot<T>(db: Kysely<T>, schema: string, table: string):
   return JSON.stringify(result.rows, (_key, value) =>
     typeof value === "bigint" ? value.toString() : value,
   );
+}
+
+/**
+ * An upload as the API records it (stored, not yet pinned, on a backend outside the test's
+ * reconciler unless `fields` says otherwise), for recordUploads.
+ */
+export function upload(cid: string, now: Date, fields: Partial<UploadRecord> = {}): UploadRecord {
+  return {
+    cid,
+    size: 1,
+    uploader: "test",
+    backendId: "elsewhere",
+    now,
+    pinnedOnBackend: false,
+    pinDeadlineMs: 3_600_000,
+    ...fields,
+  };
 }

@@ -1,0 +1,43 @@
+import { NonRetryableError, RetryableError } from "@/core/errors.js";
+
+/**
+ * The database layer's errors (core/errors.ts tree: retryable or not by class). The
+ * reconciler re-exports the ledger's, which it raises and catches by name.
+ */
+
+/** A ledger write found rows changing under it more often than it is willing to retry. */
+export class LedgerContentionError extends RetryableError {
+  override name = "LedgerContentionError";
+}
+
+/** An event the pin state machine does not allow was requested where it must apply. */
+export class IllegalTransitionError extends NonRetryableError {
+  override name = "IllegalTransitionError";
+  constructor(from: string, event: string, details?: string) {
+    super(
+      `illegal pin transition: ${event} from ${from}`,
+      details === undefined ? {} : { details },
+    );
+  }
+}
+
+/** Postgres answers: undefined_table (42P01), invalid_schema_name (3F000). */
+const MISSING_RELATION_CODES: readonly string[] = ["42P01", "3F000"];
+
+/**
+ * Whether `error` (or one of its causes) is Postgres saying a table or schema does not exist:
+ * not created yet (the indexer or the reconciler has not started), or dropped meanwhile.
+ */
+export function isMissingRelation(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && MISSING_RELATION_CODES.includes(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The ledger's state machine refused an event that had to apply; the transaction rolls back. */
+export class LedgerRefusedError extends NonRetryableError {
+  override name = "LedgerRefusedError";
+}
