@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Backend, QUASAR_PIN_NAME } from "@/backends/backend.js";
 import { parseBackends } from "@/backends/index.js";
-import { type IpfsDaemon, startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "@/test/harness/kubo.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 
 const { values } = parseArgs({

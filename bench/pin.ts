@@ -23,7 +23,7 @@ import { recordOptimisticPin } from "@/db/uploads.js";
 import { createReconciler } from "@/reconciler/engine/engine.js";
 import { createReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { createIndexerTables } from "@/test/desired/indexer.js";
-import { startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
+import { startIpfsDaemon } from "@/test/harness/kubo.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
 
 const { values } = parseArgs({
