@@ -44,7 +44,12 @@ export interface Backend {
   unpin(cid: CID, options: { signal?: AbortSignal }): Promise<void>;
   /** Streams every recursive pin (never type=all), without loading the whole list in memory. */
   listPins(options: { signal?: AbortSignal }): AsyncIterable<PinListing>;
-  /** The recursive pin of one CID, or undefined when it is not pinned recursively. */
+  /**
+   * The recursive pin of one CID, or undefined when it is not pinned recursively. Where a
+   * recursive pin of a CID replaces a direct pin of it (Kubo), a direct pin is reported too
+   * (`direct: true`) when there is no recursive one: someone else's pin that a pin by Quasar
+   * would take over.
+   */
   getPin(cid: CID, options: { signal?: AbortSignal }): Promise<PinListing | undefined>;
   /**
    * True when pins carry names here and a later pin of the same CID by anyone replaces the
@@ -94,7 +99,12 @@ export type StoreOptions = PinOptions & {
   pin?: boolean;
 };
 
-export type PinListing = { cid: CID; name?: string };
+export type PinListing = {
+  cid: CID;
+  name?: string;
+  /** A direct pin (the root block only): never Quasar's, which pins recursively. */
+  direct?: true;
+};
 export type AddResult = { cid: CID; size: number };
 export type DagNode = { value: unknown; remainderPath: string };
 

@@ -128,7 +128,21 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     try {
       if (!row.owned && policy.foreignPinCheck) {
         const existing = await backend.getPin(cid, { signal });
-        if (existing && existing.name !== QUASAR_PIN_NAME) {
+        if (existing && (existing.direct || existing.name !== QUASAR_PIN_NAME)) {
+          if (existing.direct) {
+            // Someone else holds the root block only; the whole DAG must stay. Kubo makes the
+            // recursive pin take the direct one's place, so it is adopted: never unpinned,
+            // since that would take the other user's pin with it.
+            await withInactivityTimeout(
+              ({ signal: pinSignal, progress }) =>
+                backend.pin(cid, {
+                  name: QUASAR_PIN_NAME,
+                  signal: pinSignal,
+                  onProgress: progress,
+                }),
+              { timeoutMs: policy.inactivityTimeoutMs, signal },
+            );
+          }
           metrics.operations.inc({ ...label, op: "adopt", outcome: "ok" });
           logger.info({ msg: "foreign pin adopted: never unpinned", cid: row.cid });
           return {
@@ -137,7 +151,9 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
             set: { owned: false, attempts: 0, last_error: null },
             log: {
               decision: "adopt",
-              reason: "already pinned on the backend, not by Quasar",
+              reason: existing.direct
+                ? "pinned directly by someone else: pinned recursively, never unpinned"
+                : "already pinned on the backend, not by Quasar",
               outcome: "ok",
             },
           };
@@ -292,7 +308,9 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     for (const peer of params.peers()) {
       if (peer.id === backend.id) continue;
       try {
-        const held = (await peer.getPin(cid, { signal })) !== undefined;
+        // A direct pin holds the root block only: not a whole DAG to copy.
+        const listing = await peer.getPin(cid, { signal });
+        const held = listing !== undefined && !listing.direct;
         if (!held) continue;
         await withInactivityTimeout(
           async ({ signal: copySignal, progress }) => {
