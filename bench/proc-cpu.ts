@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
 
@@ -26,15 +26,57 @@ export function processCpuSeconds(pid: number): number | undefined {
   return (utime + stime) / TICKS_PER_SECOND;
 }
 
-/** Pids of the PostgreSQL backends serving connections with this application_name. */
+/**
+ * Pids of the PostgreSQL backends serving `clientPid`'s connections: pg_stat_activity's
+ * client ports matched against the TCP sockets that process holds (application names are
+ * shared by every API a test or helper runs on this machine, ports are not).
+ */
 export async function postgresBackendPids(
   db: Kysely<unknown>,
-  applicationName: string,
+  clientPid: number,
 ): Promise<number[]> {
-  const { rows } = await sql<{ pid: number }>`
-    select pid from pg_stat_activity where application_name = ${applicationName}
+  const ports = clientPorts(clientPid);
+  const { rows } = await sql<{ pid: number; client_port: number | null }>`
+    select pid, client_port from pg_stat_activity where backend_type = 'client backend'
   `.execute(db);
-  return rows.map((row) => Number(row.pid));
+  return rows
+    .filter((row) => row.client_port !== null && ports.has(Number(row.client_port)))
+    .map((row) => Number(row.pid));
+}
+
+/** Local TCP ports of the sockets process `pid` has open. */
+function clientPorts(pid: number): Set<number> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        const match = /^socket:\[(\d+)\]$/.exec(target);
+        if (match?.[1]) inodes.add(match[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return new Set();
+  }
+  const ports = new Set<number>();
+  for (const table of ["tcp", "tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      const inode = fields[9];
+      if (!local || !inode || !inodes.has(inode)) continue;
+      ports.add(Number.parseInt(local.split(":")[1] ?? "0", 16));
+    }
+  }
+  return ports;
 }
 
 /**

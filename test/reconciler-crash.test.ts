@@ -261,5 +261,5 @@ describe("reconciler process killed mid-batch", () => {
       expect(daemonPins.has(cid)).toBe(false);
       expect(heliaPins.has(cid)).toBe(false);
     }
-  });
+  }, 300_000);
 });
