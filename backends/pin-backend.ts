@@ -45,7 +45,12 @@ export interface PinBackend extends BackendLifecycle {
    * taken for the whole.
    */
   listPins(options: { signal?: AbortSignal }): AsyncIterable<PinListing>;
-  /** The recursive pin of one CID, or undefined when it is not pinned recursively. */
+  /**
+   * The recursive pin of one CID, or undefined when it is not pinned recursively. Where a
+   * recursive pin of a CID replaces a direct pin of it (Kubo), a direct pin is reported too
+   * (`direct: true`) when there is no recursive one: someone else's pin that a pin by Quasar
+   * would take over.
+   */
   getPin(cid: CID, options: { signal?: AbortSignal }): Promise<PinListing | undefined>;
   /**
    * True when pins carry names here and a later pin of the same CID by anyone replaces the
@@ -66,7 +71,12 @@ export type PinOptions = {
 };
 
 /** One recursive pin; `name` is absent when the pin has none (or the node keeps none). */
-export type PinListing = { cid: CID; name?: string };
+export type PinListing = {
+  cid: CID;
+  name?: string;
+  /** A direct pin (the root block only): never Quasar's, which pins recursively. */
+  direct?: true;
+};
 
 /** The pin name Quasar gives every pin it creates. */
 export const QUASAR_PIN_NAME = "quasar";

@@ -1,6 +1,6 @@
 /**
- * `npm run bench:api [-- --uploads N --concurrency C --big-bytes B --backend jsipfs|helia
- *   --exclusive]` (--exclusive: the js-ipfs daemon is declared Quasar's alone, `?exclusive=true`)
+ * `npm run bench:api [-- --uploads N --concurrency C --big-bytes B --backend kubo|helia
+ *   --exclusive]` (--exclusive: the Kubo daemon is declared Quasar's alone, `?exclusive=true`)
  *
  * 1. Small uploads: C concurrent clients upload N files of 1 KiB through the API (fetch +
  *    FormData, field `entry`, as the Aragon client does), and N other 1 KiB files go
@@ -8,7 +8,9 @@
  *    concurrency, alternating in `--rounds` rounds (the node slows as it fills, so neither
  *    side always gets the fuller node). Fresh bytes for each side, so neither re-adds
  *    content the other stored.
- *    With `--backend jsipfs` (default) both sides talk to one js-ipfs daemon; with
+ *    With `--backend kubo` (default) both sides talk to one Kubo daemon, alone on core 1
+ *    (`taskset`), while the API child, this process (the clients and the direct side) and the
+ *    API's PostgreSQL backends are moved to core 0 (`isolated` says whether that worked); with
  *    `--backend helia` the API embeds its own helia node, and the direct side uses another
  *    helia node of the same kind in this process (helia's stores cannot be shared live).
  * 2. One upload of B bytes (default 1 GiB) through the API, generated on the fly by the
@@ -16,8 +18,13 @@
  *    /proc/<pid>/clear_refs) and read after (VmHWM), so the figure is what that upload added
  *    to the server's peak memory over its resident size before it.
  *
+ * CPU per small upload is read from /proc for each side: Quasar's (the API process and its
+ * PostgreSQL backends; for the direct side, this process) and Kubo's.
+ *
  * Last line:
- * {"bench":"api","uploads":N,"apiPerSec":A,"directPerSec":B,"ratio":A/B,"p99Ms":P,"bigUploadPeakRssMB":M}
+ * {"bench":"api","backend":"kubo","backendVersion":V,"isolated":I,"uploads":N,"apiPerSec":A,
+ *  "directPerSec":B,"ratio":A/B,"p99Ms":P,"directP99Ms":Q,"bigUploadPeakRssMB":M,
+ *  "cpuMsPerUpload":{"api":{"quasar":…,"kubo":…},"direct":{"quasar":…,"kubo":…}}}
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -32,15 +39,18 @@ import {
   QUASAR_PIN_NAME,
   requireContent,
 } from "@/backends/index.js";
-import { type IpfsDaemon, startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
+import { connectDatabase } from "@/db/connect.js";
+import { type KuboDaemon, startKubo } from "@/test/harness/kubo.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
+import { pinToCores } from "./cores.js";
+import { cpuMeter, postgresBackendPids, processCpuSeconds } from "./proc-cpu.js";
 
 const { values } = parseArgs({
   options: {
     uploads: { type: "string", default: "2000" },
     concurrency: { type: "string", default: "16" },
     "big-bytes": { type: "string", default: String(1024 * 1024 * 1024) },
-    backend: { type: "string", default: "jsipfs" },
+    backend: { type: "string", default: "kubo" },
     rounds: { type: "string", default: "4" },
     exclusive: { type: "boolean", default: false },
   },
@@ -50,8 +60,8 @@ const C = positive("concurrency", values.concurrency);
 const BIG = Number(values["big-bytes"]);
 if (!Number.isSafeInteger(BIG) || BIG < 0)
   throw new Error(`--big-bytes must be ≥ 0, got ${values["big-bytes"]}`);
-if (values.backend !== "jsipfs" && values.backend !== "helia") {
-  throw new Error(`--backend must be jsipfs or helia, got ${values.backend}`);
+if (values.backend !== "kubo" && values.backend !== "helia") {
+  throw new Error(`--backend must be kubo or helia, got ${values.backend}`);
 }
 const ROUNDS = positive("rounds", values.rounds);
 const FILE_BYTES = 1024;
@@ -215,10 +225,12 @@ async function main(): Promise<void> {
 
     let apiBackend: string;
     let direct: ContentBackend;
-    if (values.backend === "jsipfs") {
-      log("starting the js-ipfs daemon…");
-      const daemon: IpfsDaemon = await startIpfsDaemon();
-      cleanups.push(() => daemon.destroy());
+    let daemon: KuboDaemon | undefined;
+    if (values.backend === "kubo") {
+      log("starting the Kubo daemon…");
+      daemon = await startKubo({ cpus: "1" });
+      const started = daemon;
+      cleanups.push(() => started.destroy());
       // --exclusive: the daemon declared Quasar's alone, so uploads skip the look for a
       // foreign pin (one daemon call fewer per upload).
       apiBackend = values.exclusive
@@ -255,6 +267,17 @@ async function main(): Promise<void> {
     await pool(files(WARMUP), C, async (bytes) => {
       await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
     });
+    // Our side on core 0, the daemon alone on core 1; the API's PostgreSQL backends exist
+    // now that it has served uploads.
+    const admin = connectDatabase({ databaseUrl: schema.databaseUrl, maxConnections: 1 });
+    cleanups.push(() => admin.destroy());
+    const apiPgPids = () => postgresBackendPids(admin as never, api.pid);
+    const isolated =
+      daemon?.isolated === true &&
+      (await pinToCores([process.pid, api.pid, ...(await apiPgPids())], "0"));
+    const kuboCpu = () => (daemon ? (processCpuSeconds(daemon.pid() as number) ?? 0) : 0);
+    const quasarCpu = { api: cpuMeter(), direct: cpuMeter() };
+    const kuboSeconds = { api: 0, direct: 0 };
 
     // The backend slows down as it fills up (more blocks, more pins), so whichever side ran
     // second would be measured on a fuller node. Alternate the two sides in rounds instead.
@@ -262,10 +285,13 @@ async function main(): Promise<void> {
       `${N} uploads of ${FILE_BYTES} B each way (API with ${C} clients, direct with ${C} concurrent), ${ROUNDS} alternating rounds…`,
     );
     const latencies: number[] = [];
+    const directLatencies: number[] = [];
     let apiSeconds = 0;
     let directSeconds = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const count = Math.floor(N / ROUNDS) + (round < N % ROUNDS ? 1 : 0);
+      quasarCpu.api.sample([api.pid, ...(await apiPgPids())], true);
+      let kuboBefore = kuboCpu();
       let started = performance.now();
       await pool(files(count), C, async (bytes) => {
         const t0 = performance.now();
@@ -273,11 +299,19 @@ async function main(): Promise<void> {
         latencies.push(performance.now() - t0);
       });
       apiSeconds += (performance.now() - started) / 1000;
+      kuboSeconds.api += kuboCpu() - kuboBefore;
+      quasarCpu.api.sample([api.pid, ...(await apiPgPids())], false);
+      quasarCpu.direct.sample([process.pid], true);
+      kuboBefore = kuboCpu();
       started = performance.now();
       await pool(files(count), C, async (bytes) => {
+        const t0 = performance.now();
         await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
+        directLatencies.push(performance.now() - t0);
       });
       directSeconds += (performance.now() - started) / 1000;
+      kuboSeconds.direct += kuboCpu() - kuboBefore;
+      quasarCpu.direct.sample([process.pid], false);
     }
     // Where the API's upload time went, from its own metrics.
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
@@ -328,15 +362,30 @@ async function main(): Promise<void> {
     const sorted = [...latencies].sort((a, b) => a - b);
     const apiPerSec = round(N / apiSeconds, 1);
     const directPerSec = round(N / directSeconds, 1);
+    const msPer = (seconds: number) => round((seconds / N) * 1000, 3);
     const result = {
       bench: "api",
+      backend: values.backend,
+      backendVersion: daemon?.version ?? "helia",
+      isolated,
       uploads: N,
       exclusive: values.exclusive,
       apiPerSec,
       directPerSec,
       ratio: round(apiPerSec / directPerSec, 3),
       p99Ms: round(percentile(sorted, 99), 1),
+      directP99Ms: round(
+        percentile(
+          [...directLatencies].sort((a, b) => a - b),
+          99,
+        ),
+        1,
+      ),
       bigUploadPeakRssMB,
+      cpuMsPerUpload: {
+        api: { quasar: msPer(quasarCpu.api.seconds()), kubo: msPer(kuboSeconds.api) },
+        direct: { quasar: msPer(quasarCpu.direct.seconds()), kubo: msPer(kuboSeconds.direct) },
+      },
     };
     log(`p50 ${round(percentile(sorted, 50), 1)} ms, backend ${values.backend}, concurrency ${C}`);
     await cleanup();

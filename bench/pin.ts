@@ -1,11 +1,19 @@
 /**
  * `npm run bench:pin [-- --objects K --rounds R --exclusive]`: pins K small objects through the
- * whole engine (desired store step → ledger → per-backend worker → Kubo RPC) on a real js-ipfs
+ * whole engine (desired store step → ledger → per-backend worker → Kubo RPC) on a real Kubo
  * daemon, and K other objects by calling the same daemon directly through the same backend
  * client with the same concurrency, in one run, alternating in R rounds. The objects are
  * stored on the daemon unpinned first, so pinning never fetches. `--exclusive` declares the daemon Quasar's alone (`?exclusive=true`), which
- * drops the engine's look for a foreign pin before each new pin. Last line:
- * {"bench":"pin","objects":K,"exclusive":E,"engineOpsPerSec":A,"directOpsPerSec":B,"ratio":A/B}
+ * drops the engine's look for a foreign pin before each new pin.
+ *
+ * The daemon runs alone on core 1 (`taskset`); this process (the engine and the direct
+ * client) and its PostgreSQL backends are moved to core 0, so the ratio says whether Quasar
+ * keeps Kubo busy rather than how they share cores. `isolated` says whether that worked.
+ * CPU per pin is read from /proc: Quasar's (this process + its PostgreSQL backends) and Kubo's,
+ * for each side. Last line:
+ * {"bench":"pin","backend":"kubo","backendVersion":V,"isolated":I,"objects":K,"exclusive":E,
+ *  "engineOpsPerSec":A,"directOpsPerSec":B,"ratio":A/B,"engineP99Ms":…,"directP99Ms":…,
+ *  "cpuMsPerPin":{"engine":{"quasar":…,"kubo":…},"direct":{"quasar":…,"kubo":…}}}
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -23,8 +31,10 @@ import { createReconciler } from "@/reconciler/engine/engine.js";
 import { createReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { createIndexerTables } from "@/test/desired/indexer.js";
 import { upload } from "@/test/desired/store-setup.js";
-import { startIpfsDaemon } from "@/test/harness/ipfs-daemon.js";
+import { startKubo } from "@/test/harness/kubo.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
+import { pinToCores } from "./cores.js";
+import { cpuMeter, postgresBackendPids, processCpuSeconds } from "./proc-cpu.js";
 
 const { values } = parseArgs({
   options: {
@@ -76,7 +86,8 @@ async function main(): Promise<void> {
   // The desired store reads the indexer's tables; with no indexer running they exist, empty.
   const indexer = await createTestSchema("bench_pin_idx");
   const indexerSchema = indexer.schema;
-  const daemon = await startIpfsDaemon();
+  const daemon = await startKubo({ cpus: "1" });
+  const selfPinned = await pinToCores([process.pid], "0");
   const db = connectDatabase({
     databaseUrl: schema.databaseUrl,
     maxConnections: 8,
@@ -106,6 +117,15 @@ async function main(): Promise<void> {
     );
     await pool(warm, CONCURRENCY, (o) => theBackend.pins.pin(o.cid, { name: QUASAR_PIN_NAME }));
 
+    // Every backend.pin call's latency, by side (the engine's go through the same client).
+    const latencies: Record<"direct" | "engine", number[]> = { direct: [], engine: [] };
+    let side: "direct" | "engine" = "direct";
+    const pin = theBackend.pins.pin.bind(theBackend.pins);
+    theBackend.pins.pin = async (cid, options) => {
+      const begin = performance.now();
+      await pin(cid, options);
+      latencies[side].push(performance.now() - begin);
+    };
     const directPin = async (objects: typeof direct) => {
       const begin = performance.now();
       await pool(objects, CONCURRENCY, (o) =>
@@ -136,6 +156,23 @@ async function main(): Promise<void> {
       config,
     });
     await reconciler.start();
+    // The pool's connections exist once it has worked: run one step, then move them to core 0.
+    await reconciler.stepOnce();
+    const pgPins = async () => postgresBackendPids(db as never, process.pid);
+    const pgPinned = await pinToCores(await pgPins(), "0");
+    const isolated = daemon.isolated && selfPinned && pgPinned;
+    const quasarCpu = { direct: cpuMeter(), engine: cpuMeter() };
+    const kuboCpu = { direct: 0, engine: 0 };
+    const measured = async (which: "direct" | "engine", run: () => Promise<number>) => {
+      side = which;
+      const pids = [process.pid, ...(await pgPins())];
+      quasarCpu[which].sample(pids, true);
+      const kuboBefore = processCpuSeconds(daemon.pid() as number) ?? 0;
+      const seconds = await run();
+      kuboCpu[which] += (processCpuSeconds(daemon.pid() as number) ?? 0) - kuboBefore;
+      quasarCpu[which].sample([process.pid, ...(await pgPins())], false);
+      return seconds;
+    };
     // One round: the CIDs become desired (recorded as uploads: the API's work, not timed),
     // then the engine's step → ledger → worker pins them, timed until the worker is idle.
     let changes = 0;
@@ -172,10 +209,10 @@ async function main(): Promise<void> {
         list.slice(Math.floor((round * K) / ROUNDS), Math.floor(((round + 1) * K) / ROUNDS));
       const sides = [
         async () => {
-          directSeconds += await directPin(slice(direct));
+          directSeconds += await measured("direct", () => directPin(slice(direct)));
         },
         async () => {
-          engineSeconds += await enginePin(slice(engine));
+          engineSeconds += await measured("engine", () => enginePin(slice(engine)));
         },
       ];
       if (round % 2 === 1) sides.reverse();
@@ -202,17 +239,35 @@ async function main(): Promise<void> {
         `engine run incomplete: ${missing} missing on the daemon, ${pinnedRows?.n} pinned rows, ${changes} changes`,
       );
     }
+    const p99 = (list: number[]) => {
+      const sorted = [...list].sort((a, b) => a - b);
+      return (
+        Math.round(
+          (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0) * 10,
+        ) / 10
+      );
+    };
+    const msPerPin = (seconds: number) => Math.round((seconds / K) * 1e6) / 1e3;
     const engineOpsPerSec = K / engineSeconds;
     const directOpsPerSec = K / directSeconds;
     log(`direct ${directSeconds.toFixed(2)} s, engine ${engineSeconds.toFixed(2)} s`);
     process.stdout.write(
       `${JSON.stringify({
         bench: "pin",
+        backend: "kubo",
+        backendVersion: daemon.version,
+        isolated,
         objects: K,
         exclusive: values.exclusive,
         engineOpsPerSec: Math.round(engineOpsPerSec * 10) / 10,
         directOpsPerSec: Math.round(directOpsPerSec * 10) / 10,
         ratio: Math.round((engineOpsPerSec / directOpsPerSec) * 1000) / 1000,
+        engineP99Ms: p99(latencies.engine),
+        directP99Ms: p99(latencies.direct),
+        cpuMsPerPin: {
+          engine: { quasar: msPerPin(quasarCpu.engine.seconds()), kubo: msPerPin(kuboCpu.engine) },
+          direct: { quasar: msPerPin(quasarCpu.direct.seconds()), kubo: msPerPin(kuboCpu.direct) },
+        },
       })}\n`,
     );
   } finally {

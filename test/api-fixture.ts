@@ -44,7 +44,7 @@ export async function createApiFixture(
     backends?: number;
     /** The indexer's schema, for on-chain registrations in the store's answers. */
     indexerSchema?: string;
-    /** Backends by connection string, before the helia ones (e.g. a js-ipfs daemon's). */
+    /** Backends by connection string, before the helia ones (e.g. a Kubo daemon's). */
     backendStrings?: string[];
   } = {},
 ): Promise<ApiFixture> {

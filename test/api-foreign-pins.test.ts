@@ -8,11 +8,11 @@ import { createReconciler, type Reconciler } from "@/reconciler/engine/engine.js
 import { createReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { type ApiFixture, createApiFixture } from "./api-fixture.js";
 import { createIndexerTables } from "./desired/indexer.js";
-import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "./harness/kubo.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 
 /**
- * Uploads to a shared node (a real js-ipfs daemon) where another user pins content too:
+ * Uploads to a shared node (a real Kubo daemon) where another user pins content too:
  * the API stores without pinning, looks at the daemon's pin, records, and only then pins.
  * So a failed record never removes the other user's pin, an upload of their content is
  * adopted (owned=false) and the reconciler never unpins it after the TTL, while Quasar's

@@ -14,9 +14,9 @@ import { kuboNamesPins } from "@/backends/kubo/index.js";
 /**
  * The Kubo dialect (pin names as `name`, `names=true` listings, `add --pin-name`, streamed
  * pin progress, "offline" misses) against a local server that answers in Kubo's RPC wire
- * format. No Kubo binary can be installed on this machine and js-ipfs speaks the other
- * dialect, so this replay is the only way to exercise these lines; every answer below is
- * Kubo's documented shape.
+ * format, which records the requests the backend makes (how many calls, which parameters)
+ * and plays an older Kubo (0.32). The same behaviour on a real Kubo 0.43 is tested in
+ * backends.test.ts and reconciler-kubo.test.ts; every answer below is Kubo's shape.
  */
 describe("Kubo RPC dialect", () => {
   let server: Server;

@@ -21,7 +21,7 @@ import {
 } from "@/backends/index.js";
 import { describePinConformance, pinSubjectOf } from "@/backends/pin-conformance.js";
 import { RetryableError } from "@/core/errors.js";
-import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "./harness/kubo.js";
 
 /** Pins through the daemon's RPC directly, the way another user of a shared node would. */
 async function pinForeignOnDaemon(daemon: IpfsDaemon, bytes: Uint8Array): Promise<CID> {
@@ -50,11 +50,11 @@ async function daemonSubject(form: "ipfs://" | "ipfs+http://") {
 }
 
 for (const form of ["ipfs://", "ipfs+http://"] as const) {
-  describePinConformance(`js-ipfs daemon via ${form}`, async () => {
+  describePinConformance(`Kubo daemon via ${form}`, async () => {
     const subject = await daemonSubject(form);
     return pinSubjectOf(subject.backend, subject);
   });
-  describeContentConformance(`js-ipfs daemon via ${form}`, () => daemonSubject(form));
+  describeContentConformance(`Kubo daemon via ${form}`, () => daemonSubject(form));
 }
 
 /** An embedded helia backend in a temp dir; foreign pins are made by a second helia on the same stores. */
@@ -249,7 +249,7 @@ describe("embedded helia stores files in Kubo's layout", () => {
     }
   }
 
-  it("gives the js-ipfs daemon's CIDs, whatever the input's pieces", async () => {
+  it("gives Kubo's CIDs, whatever the input's pieces", async () => {
     const CHUNK = 256 * 1024;
     for (const size of [0, 1, CHUNK, CHUNK + 1, 2 * 1024 * 1024 + 123]) {
       const bytes = randomBytes(size);
@@ -268,7 +268,7 @@ describe("embedded helia stores files in Kubo's layout", () => {
 
   it("builds a second level after 174 leaves, as the unixfs-v0-2015 profile does", async () => {
     // 175 leaves: the root links two nodes (174 leaves and 1). Compared against the
-    // importer's reference profile; a js-ipfs add of 44 MB would only be slower.
+    // importer's reference profile; a Kubo add of 44 MB would only be slower.
     const bytes = randomBytes(175 * 256 * 1024 - 5);
     const reference = await importFile(
       { content: bytes },

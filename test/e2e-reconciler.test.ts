@@ -1,6 +1,6 @@
 /**
  * End to end on real parts: PinHash on anvil → `ponder start` (the indexer) → the desired
- * store → the engine → pinned on a js-ipfs daemon and an embedded helia node; then Unregister,
+ * store → the engine → pinned on a Kubo daemon and an embedded helia node; then Unregister,
  * made final by mining past anvil's 30-block finality, → released once its block time plus
  * the TTL has passed.
  */
@@ -15,7 +15,7 @@ import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ContentCapableBackend } from "@/backends/backend.js";
 import { type Anvil, deployContracts, pinMany, startAnvil, unregister } from "./harness/anvil.js";
-import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "./harness/kubo.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";

@@ -17,7 +17,7 @@ import type { Reconciler } from "@/reconciler/engine/engine.js";
 import { runReconciler } from "@/reconciler/main.js";
 import { createIndexerTables } from "./desired/indexer.js";
 import { upload } from "./desired/store-setup.js";
-import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "./harness/kubo.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { FAST_ENGINE_ENV } from "./reconciler-fixture.js";
 

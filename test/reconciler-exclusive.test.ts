@@ -4,7 +4,7 @@ import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ContentCapableBackend } from "@/backends/backend.js";
 import { createApiFixture } from "./api-fixture.js";
-import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "./harness/kubo.js";
 import { createEngineFixture, type EngineFixture } from "./reconciler-fixture.js";
 
 // `?exclusive=true`: the operator declares the daemon Quasar's alone, and the engine stops

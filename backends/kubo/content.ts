@@ -173,8 +173,10 @@ export function createKuboContent(client: KuboClient, pins: PinBackend): Content
         const chunks: Uint8Array[] = [];
         for await (const chunk of body) chunks.push(chunk);
         const bytes = Buffer.concat(chunks);
-        // js-ipfs answers a string node as bare text, not as JSON.
-        if (body.contentType.startsWith("text/"))
+        // js-ipfs answers a string node as bare text, not as JSON; Kubo labels its dag-json
+        // answers text/plain too, so only the dialect tells them apart.
+        const dialect = await client.dialect(options.signal);
+        if (dialect === "js-ipfs" && body.contentType.startsWith("text/"))
           return { value: bytes.toString("utf8"), remainderPath: "" };
         return { value: dagJson.decode(bytes), remainderPath: "" };
       } catch (error) {

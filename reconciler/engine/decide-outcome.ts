@@ -14,7 +14,9 @@ export function looksForForeignPin(row: { owned: boolean }, foreignPinCheck: boo
 
 /**
  * Before pinning: a pin already on the backend, not named by Quasar, is adopted (kept,
- * never unpinned). Undefined: go on and pin.
+ * never unpinned). A direct pin (someone else holds the root block only) is adopted too: the
+ * caller still pins the whole DAG, and Kubo's recursive pin then takes the direct one's
+ * place, so unpinning it would take the other user's pin with it. Undefined: go on and pin.
  */
 export function decideAdoption(params: {
   backendId: string;
@@ -22,7 +24,7 @@ export function decideAdoption(params: {
   found: PinListing | undefined;
 }): LedgerChange | undefined {
   const { found } = params;
-  if (!found || found.name === QUASAR_PIN_NAME) return undefined;
+  if (!found || (!found.direct && found.name === QUASAR_PIN_NAME)) return undefined;
   return {
     backendId: params.backendId,
     cid: params.cid,
@@ -31,7 +33,9 @@ export function decideAdoption(params: {
     set: { owned: false, attempts: 0, last_error: null },
     log: {
       decision: "adopt",
-      reason: "already pinned on the backend, not by Quasar",
+      reason: found.direct
+        ? "pinned directly by someone else: pinned recursively, never unpinned"
+        : "already pinned on the backend, not by Quasar",
       outcome: "ok",
     },
   };

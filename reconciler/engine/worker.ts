@@ -157,11 +157,21 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     const ids = { backendId: backend.id, cid: row.cid };
     try {
       if (looksForForeignPin(row, policy.foreignPinCheck)) {
-        const adopted = decideAdoption({
-          ...ids,
-          found: await backend.pins.getPin(cid, { signal }),
-        });
+        const found = await backend.pins.getPin(cid, { signal });
+        const adopted = decideAdoption({ ...ids, found });
         if (adopted) {
+          if (found?.direct) {
+            // Someone else holds the root block only; the whole DAG must stay (see decideAdoption).
+            await withInactivityTimeout(
+              ({ signal: pinSignal, progress }) =>
+                backend.pins.pin(cid, {
+                  name: QUASAR_PIN_NAME,
+                  signal: pinSignal,
+                  onProgress: progress,
+                }),
+              { timeoutMs: policy.inactivityTimeoutMs, signal },
+            );
+          }
           metrics.operations.inc({ ...label, op: "adopt", outcome: "ok" });
           logger.info({ msg: "foreign pin adopted: never unpinned", cid: row.cid });
           return adopted;
@@ -241,7 +251,9 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
       if (peer.id === backend.id || !peer.content) continue;
       const source = peer.content;
       try {
-        const held = (await peer.pins.getPin(cid, { signal })) !== undefined;
+        // A direct pin holds the root block only: not a whole DAG to copy.
+        const listing = await peer.pins.getPin(cid, { signal });
+        const held = listing !== undefined && !listing.direct;
         if (!held) continue;
         await withInactivityTimeout(
           async ({ signal: copySignal, progress }) => {

@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 
 /**
- * Child processes tied to the test process's life (anvil, the js-ipfs daemon): each runs
+ * Child processes tied to the test process's life (anvil, Kubo): each runs
  * under a tiny shell wrapper that kills it as soon as our end of its stdin pipe closes, so a
  * test worker that dies (even by SIGKILL) takes its servers with it.
  */

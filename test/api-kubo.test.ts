@@ -3,14 +3,14 @@ import { sql } from "kysely";
 import { CID } from "multiformats/cid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiFixture, createApiFixture } from "./api-fixture.js";
-import { type IpfsDaemon, startIpfsDaemon } from "./harness/ipfs-daemon.js";
+import { type IpfsDaemon, startIpfsDaemon } from "./harness/kubo.js";
 
 /**
- * The API with a real Kubo RPC node (the js-ipfs daemon) as its first backend: uploads go
+ * The API with a real Kubo daemon as its first backend: uploads go
  * to the daemon, reads come back from it, and a failed record leaves no pin on the daemon
  * (the API pins only after recording).
  */
-describe("API on a js-ipfs daemon", () => {
+describe("API on a Kubo daemon", () => {
   let daemon: IpfsDaemon;
   let fixture: ApiFixture;
   let base: string;
@@ -43,8 +43,8 @@ describe("API on a js-ipfs daemon", () => {
     const client = create({ url: `${base}/kubo/api/v0` });
     const added = await client.add(new Uint8Array(400_000).fill(9));
     expect(await daemonPins()).toContain(added.cid.toString());
-    const dagCid = await client.dag.put({ on: "js-ipfs" });
-    expect((await client.dag.get(dagCid)).value).toEqual({ on: "js-ipfs" });
+    const dagCid = await client.dag.put({ on: "kubo" });
+    expect((await client.dag.get(dagCid)).value).toEqual({ on: "kubo" });
     const status = (await (await fetch(`${base}/api/v0/pins/${dagCid}`)).json()) as {
       backends: { backend: string; status: string }[];
     };
