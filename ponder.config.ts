@@ -30,8 +30,13 @@ const isLocal = (chain: { id: number; rpc: string }) =>
 
 /** A request that gets no answer within this long fails and is retried by Ponder. */
 const RPC_TIMEOUT_MS = 10_000;
-/** Requests are counted over this window; the margin absorbs timer and network jitter. */
-const BUDGET_WINDOW_MS = 1_050;
+/**
+ * Requests are counted over this window, and spaced evenly within it. The 20 % margin
+ * absorbs jitter on the way: requests sent evenly still arrive bunched when a host on the
+ * path stalls (measured: 3 of 25 bunched on this loaded 2-core machine), and the provider
+ * counts arrivals.
+ */
+const BUDGET_WINDOW_MS = 1_200;
 /** Pause after a 429 that names no Retry-After. */
 const RATE_LIMITED_PAUSE_MS = 1_000;
 
@@ -82,8 +87,10 @@ function budgetedTransport(chain: ChainConfig): Transport {
 }
 
 /**
- * Admits requests one at a time: at most `perSecond` within any BUDGET_WINDOW_MS, and none
- * while paused (the provider answered 429). Unlimited when `perSecond` is undefined.
+ * Admits requests one at a time: at most `perSecond` within any BUDGET_WINDOW_MS, spaced at
+ * least BUDGET_WINDOW_MS / perSecond apart (a burst at a window's start could meet the last
+ * window's late arrivals), and none while paused (the provider answered 429). Unlimited when
+ * `perSecond` is undefined.
  */
 function requestGate(perSecond: number | undefined) {
   // Whole requests per window: 2.5/s admits 2 per window, 0.5/s one per 2.1 s; never above.
@@ -91,6 +98,7 @@ function requestGate(perSecond: number | undefined) {
     perSecond === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(perSecond));
   const windowMs =
     perSecond !== undefined && perSecond < 1 ? BUDGET_WINDOW_MS / perSecond : BUDGET_WINDOW_MS;
+  const spacingMs = capacity === Number.POSITIVE_INFINITY ? 0 : windowMs / capacity;
   const sent: number[] = [];
   let pausedUntil = 0;
   let queue: Promise<void> = Promise.resolve();
@@ -98,9 +106,11 @@ function requestGate(perSecond: number | undefined) {
     for (;;) {
       const now = performance.now();
       while (sent.length > 0 && (sent[0] as number) <= now - windowMs) sent.shift();
+      const lastSent = sent.at(-1);
       const waitMs = Math.max(
         pausedUntil - now,
         sent.length >= capacity ? (sent[0] as number) + windowMs - now : 0,
+        lastSent === undefined ? 0 : lastSent + spacingMs - now,
       );
       if (waitMs <= 0) {
         if (capacity !== Number.POSITIVE_INFINITY) sent.push(now);
