@@ -3,6 +3,7 @@ import { sql } from "kysely";
 import { createPublicClient, http } from "viem";
 import type { ChainConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { indexerLag } from "@/core/indexer-lag.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { openDatabase, toJson } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
@@ -18,6 +19,10 @@ export type StatusReport = {
     head: bigint | null;
     indexedBlock: bigint | null;
     finalizedBlock: bigint | null;
+    /** head − indexed; null when either is unknown. */
+    lagBlocks: number | null;
+    /** More than QUASAR_INDEXER_MAX_LAG_BLOCKS behind the head. */
+    behind: boolean;
     error?: string;
   }[];
   desired: Record<"desired" | "confirmed" | "pending" | "optimistic" | "demoted", number> | null;
@@ -58,6 +63,8 @@ export async function collectStatus(
           head: null,
           indexedBlock: indexed?.indexedBlock ?? null,
           finalizedBlock: indexed?.finalizedBlock ?? null,
+          lagBlocks: null,
+          behind: false,
         };
         try {
           const client = createPublicClient({
@@ -67,6 +74,18 @@ export async function collectStatus(
         } catch (error) {
           row.error = `rpc: ${describeError(error).split("\n")[0]}`;
         }
+        const lag = indexerLag(
+          chain.id,
+          row.head,
+          row.indexedBlock,
+          config.QUASAR_INDEXER_MAX_LAG_BLOCKS,
+        );
+        row.lagBlocks = lag.lagBlocks;
+        row.behind = lag.behind;
+        if (lag.behind)
+          problems.push(
+            `indexer: chain ${chain.id} is ${lag.lagBlocks} blocks behind its head (more than QUASAR_INDEXER_MAX_LAG_BLOCKS=${config.QUASAR_INDEXER_MAX_LAG_BLOCKS})`,
+          );
         return row;
       }),
     );
