@@ -2,6 +2,11 @@
  * Indexer benchmark: how fast `ponder start` backfills PinHash events from zero.
  *
  *   tsx bench/indexer.ts [--events 200000] [--batch 5000]
+ *   tsx bench/indexer.ts --events 20000 --per-block 1
+ *
+ * Two shapes of history: packed (`--batch N`: N PinHash events per pinMany transaction, so
+ * few blocks) and spread like a real one (`--per-block K`: K transactions of one PinHash each
+ * per block, so events / K blocks, each costing Ponder a block fetch).
  *
  * Starts a fresh anvil (high block gas limit), deploys Registry + Storage, emits N distinct
  * valid CIDs (CIDv1 raw of sha256(i)) through `pinMany` batches, mines past Ponder's 30-block
@@ -98,7 +103,8 @@ function peakRssOfGroup(pgid: number): number {
 
 async function main(): Promise<void> {
   const events = argument("events", 200_000);
-  const batch = argument("batch", DEFAULT_BATCH);
+  const perBlock = process.argv.includes("--per-block") ? argument("per-block", 1) : undefined;
+  const batch = perBlock === undefined ? argument("batch", DEFAULT_BATCH) : 1;
   const chainId = uniqueChainId();
   const port = await getPort({ host: "127.0.0.1" });
   const anvil = startAnvil(port, chainId);
@@ -156,6 +162,8 @@ async function main(): Promise<void> {
     const emitStart = performance.now();
     let nonce = await publicClient.getTransactionCount({ address: account.address });
     const hashes: `0x${string}`[] = [];
+    // Spread histories: K transactions, then one block (automine does K = 1 by itself).
+    if (perBlock !== undefined && perBlock > 1) await testClient.setAutomine(false);
     for (let start = 0; start < events; start += batch) {
       const cids = Array.from({ length: Math.min(batch, events - start) }, (_, k) =>
         benchCid(start + k),
@@ -170,10 +178,18 @@ async function main(): Promise<void> {
           nonce: nonce++,
         }),
       );
+      if (perBlock !== undefined && perBlock > 1 && hashes.length % perBlock === 0)
+        await testClient.mine({ blocks: 1 });
     }
+    if (perBlock !== undefined && perBlock > 1) {
+      await testClient.mine({ blocks: 1 });
+      await testClient.setAutomine(true);
+    }
+    const eventBlocks = new Set<bigint>();
     for (const hash of hashes) {
       const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 600_000 });
       if (receipt.status !== "success") throw new Error(`pinMany reverted in ${hash}`);
+      eventBlocks.add(receipt.blockNumber);
     }
     // Past Ponder's finality (30 blocks on unknown chains), so everything is backfill.
     await testClient.mine({ blocks: 64 });
@@ -181,6 +197,8 @@ async function main(): Promise<void> {
     log("emitted", {
       events,
       batch,
+      perBlock,
+      blocks: eventBlocks.size,
       transactions: hashes.length,
       headBlock: Number(headBlock),
       seconds: Number(((performance.now() - emitStart) / 1000).toFixed(1)),
@@ -259,6 +277,8 @@ async function main(): Promise<void> {
         events,
         seconds: Number(seconds.toFixed(2)),
         eventsPerSec: Math.round(events / seconds),
+        blocks: eventBlocks.size,
+        blocksPerSec: Math.round(eventBlocks.size / seconds),
         peakRssMB: Math.round(peakRssMB),
       }),
     );

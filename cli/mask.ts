@@ -68,7 +68,14 @@ function maskChains(raw: string): string {
       parsed.map((chain: unknown) => {
         if (typeof chain !== "object" || chain === null) return MASK;
         const record = chain as Record<string, unknown>;
-        return typeof record.rpc === "string" ? { ...record, rpc: maskUrl(record.rpc) } : record;
+        if (typeof record.rpc === "string") return { ...record, rpc: maskUrl(record.rpc) };
+        // Several URLs (fallbacks): each masked; anything else is not shown at all.
+        if (Array.isArray(record.rpc))
+          return {
+            ...record,
+            rpc: record.rpc.map((url) => (typeof url === "string" ? maskUrl(url) : MASK)),
+          };
+        return "rpc" in record ? { ...record, rpc: MASK } : record;
       }),
     );
   } catch {

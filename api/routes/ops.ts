@@ -1,6 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
+import { Gauge } from "prom-client";
 import type { ApiCommon } from "../context.js";
+import { createIndexerLagProbe } from "../indexer-lag.js";
 import type { ApiApp } from "./shared.js";
 
 /**
@@ -14,6 +16,24 @@ export function registerOpsRoutes(app: ApiApp, common: ApiCommon): void {
     common.config.QUASAR_MIN_REPLICAS === 0
       ? common.backends.length
       : Math.min(common.config.QUASAR_MIN_REPLICAS, common.backends.length);
+  // Issue 9: an indexer wedged behind the head must not look ready. Its lag is read from the
+  // chain and Ponder's /status (same host, as `quasar start` runs them); unknown is not behind.
+  const lagProbe = createIndexerLagProbe({
+    config: common.config,
+    indexerUrl: `http://127.0.0.1:${common.config.QUASAR_INDEXER_PORT}`,
+  });
+  new Gauge({
+    name: "quasar_indexer_lag_blocks",
+    help: "Blocks between each chain's head (its RPC) and the indexer's latest indexed block",
+    labelNames: ["chain"],
+    registers: [common.metrics.registry],
+    async collect() {
+      this.reset();
+      for (const lag of await lagProbe.check()) {
+        if (lag.lagBlocks !== null) this.set({ chain: String(lag.chainId) }, lag.lagBlocks);
+      }
+    },
+  });
 
   registry.registerPath({
     method: "get",
@@ -31,7 +51,8 @@ export function registerOpsRoutes(app: ApiApp, common: ApiCommon): void {
   registry.registerPath({
     method: "get",
     path: "/readyz",
-    summary: "Readiness: the database and at least the minimum number of backends answer",
+    summary:
+      "Readiness: the database and at least the minimum number of backends answer, and the indexer is within QUASAR_INDEXER_MAX_LAG_BLOCKS of every chain's head",
     responses: {
       200: { description: "Ready" },
       503: { description: "Not ready; the body says what is missing" },
@@ -39,7 +60,8 @@ export function registerOpsRoutes(app: ApiApp, common: ApiCommon): void {
   });
   app.get("/readyz", async (c) => {
     const signal = AbortSignal.timeout(READY_DEADLINE_MS);
-    const [database, ...reachable] = await Promise.all([
+    const [lags, database, ...reachable] = await Promise.all([
+      lagProbe.check(),
       withinDeadline(common.store.ping(), signal),
       ...common.backends.map((backend) => backend.ping(signal).catch(() => false)),
     ]);
@@ -49,8 +71,19 @@ export function registerOpsRoutes(app: ApiApp, common: ApiCommon): void {
     }));
     const up = backends.filter((backend) => backend.reachable).length;
     // Uploads need the first backend; replication needs the minimum.
-    const ready = database && up >= minBackends && backends[0]?.reachable === true;
-    return c.json({ ready, database, minBackends, backends }, ready ? 200 : 503);
+    const indexer = lags.map((lag) => ({
+      chainId: lag.chainId,
+      headBlock: lag.headBlock?.toString() ?? null,
+      indexedBlock: lag.indexedBlock?.toString() ?? null,
+      lagBlocks: lag.lagBlocks,
+      behind: lag.behind,
+    }));
+    const ready =
+      database &&
+      up >= minBackends &&
+      backends[0]?.reachable === true &&
+      !lags.some((lag) => lag.behind);
+    return c.json({ ready, database, minBackends, backends, indexer }, ready ? 200 : 503);
   });
 
   app.get("/metrics", async (c) =>

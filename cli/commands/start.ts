@@ -4,6 +4,7 @@ import { cp, mkdir, rm, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import getPort from "get-port";
+import { createIndexerLagProbe } from "@/api/indexer-lag.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { INDEXER_ROOT_ENTRIES } from "@/core/indexer-inputs.js";
 import { StartupError } from "../errors.js";
@@ -46,7 +47,36 @@ export function partSpecs(
     ...(part === "api" && config.QUASAR_API_PORT !== 0
       ? { ready: () => httpOk(`http://${host}:${config.QUASAR_API_PORT}/healthz`) }
       : {}),
+    ...(part === "indexer"
+      ? {
+          health: {
+            check: indexerHealth(config),
+            unhealthyAfterMs: config.QUASAR_INDEXER_STUCK_AFTER,
+          },
+        }
+      : {}),
   }));
+}
+
+/**
+ * The indexer is unhealthy when, live (its /ready answers), some chain is more than
+ * QUASAR_INDEXER_MAX_LAG_BLOCKS behind its head and its indexed block has not moved since the
+ * previous check (issue 9: a wedged Ponder still answers /ready and /health). A backfill or
+ * a slow catch-up that moves is left alone; its crashes are restarts of their own.
+ */
+export function indexerHealth(config: QuasarConfig): () => Promise<boolean> {
+  const indexerUrl = `http://127.0.0.1:${config.QUASAR_INDEXER_PORT}`;
+  const probe = createIndexerLagProbe({ config, indexerUrl });
+  const previous = new Map<number, bigint | null>();
+  return async () => {
+    if (!(await httpOk(`${indexerUrl}/ready`))) return true;
+    let healthy = true;
+    for (const lag of await probe.check()) {
+      if (lag.behind && previous.get(lag.chainId) === lag.indexedBlock) healthy = false;
+      previous.set(lag.chainId, lag.indexedBlock);
+    }
+    return healthy;
+  };
 }
 
 // The indexer before the reconciler: it creates the event table the reconciler reads.

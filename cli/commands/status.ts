@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { createPublicClient, http } from "viem";
 import type { ChainConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
+import { indexerLag } from "@/core/indexer-lag.js";
 import { readBackendHealth } from "@/db/backend-health.js";
 import { countDesired, type DesiredCounts } from "@/db/desired/index.js";
 import { type BackendLedgerSummary, backendSummaries } from "@/db/ledger/reads.js";
@@ -20,6 +21,10 @@ export type StatusReport = {
     head: bigint | null;
     indexedBlock: bigint | null;
     finalizedBlock: bigint | null;
+    /** head − indexed; null when either is unknown. */
+    lagBlocks: number | null;
+    /** More than QUASAR_INDEXER_MAX_LAG_BLOCKS behind the head. */
+    behind: boolean;
     error?: string;
   }[];
   desired: DesiredCounts | null;
@@ -54,6 +59,8 @@ export async function collectStatus(
           head: null,
           indexedBlock: indexed?.indexedBlock ?? null,
           finalizedBlock: indexed?.finalizedBlock ?? null,
+          lagBlocks: null,
+          behind: false,
         };
         try {
           const client = createPublicClient({
@@ -63,6 +70,18 @@ export async function collectStatus(
         } catch (error) {
           row.error = `rpc: ${describeError(error).split("\n")[0]}`;
         }
+        const lag = indexerLag(
+          chain.id,
+          row.head,
+          row.indexedBlock,
+          config.QUASAR_INDEXER_MAX_LAG_BLOCKS,
+        );
+        row.lagBlocks = lag.lagBlocks;
+        row.behind = lag.behind;
+        if (lag.behind)
+          problems.push(
+            `indexer: chain ${chain.id} is ${lag.lagBlocks} blocks behind its head (more than QUASAR_INDEXER_MAX_LAG_BLOCKS=${config.QUASAR_INDEXER_MAX_LAG_BLOCKS})`,
+          );
         return row;
       }),
     );

@@ -19,12 +19,19 @@ export type ChildSpec = {
    * child in the list starts; the first start only.
    */
   ready?: () => Promise<boolean>;
+  /**
+   * A liveness check beyond "the process runs" (a wedged indexer still runs): polled every
+   * `intervalMs` (default 5 s); a child whose check answers false, or throws, on every poll
+   * for `unhealthyAfterMs` is stopped and so restarted like a crash.
+   */
+  health?: { check: () => Promise<boolean>; intervalMs?: number; unhealthyAfterMs: number };
 };
 
 export type SupervisorEvent =
   | { kind: "started"; name: string; pid: number; attempt: number }
   | { kind: "exited"; name: string; code: number | null; signal: NodeJS.Signals | null }
-  | { kind: "restarting"; name: string; delayMs: number; attempt: number };
+  | { kind: "restarting"; name: string; delayMs: number; attempt: number }
+  | { kind: "unhealthy"; name: string; pid: number; forMs: number };
 
 export type SupervisorOptions = {
   children: ChildSpec[];
@@ -97,7 +104,11 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
       const stopOnAbort = () =>
         void stopGroup(child, { timeoutMs: options.stopTimeoutMs ?? 15_000 });
       options.signal.addEventListener("abort", stopOnAbort, { once: true });
+      const stopWatching = spec.health
+        ? watchHealth(spec.name, spec.health, child, prefix)
+        : () => {};
       const { code, signal } = await exitOf(child);
+      stopWatching();
       options.signal.removeEventListener("abort", stopOnAbort);
       running.delete(spec.name);
       options.onEvent?.({ kind: "exited", name: spec.name, code, signal });
@@ -115,6 +126,38 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
         return;
       }
     }
+  };
+
+  /** Polls a child's health; stops the child once it has been unhealthy long enough. */
+  const watchHealth = (
+    name: string,
+    health: NonNullable<ChildSpec["health"]>,
+    child: ChildProcess,
+    prefix: string,
+  ): (() => void) => {
+    let unhealthySince: number | undefined;
+    let polling = false;
+    const timer = setInterval(async () => {
+      if (polling) return;
+      polling = true;
+      try {
+        const healthy = await health.check().catch(() => false);
+        const now = Date.now();
+        if (healthy) unhealthySince = undefined;
+        else unhealthySince ??= now;
+        if (unhealthySince !== undefined && now - unhealthySince >= health.unhealthyAfterMs) {
+          const forMs = now - unhealthySince;
+          unhealthySince = undefined;
+          err.write(`${prefix}unhealthy for ${Math.round(forMs / 1000)} s; stopping it\n`);
+          if (child.pid !== undefined)
+            options.onEvent?.({ kind: "unhealthy", name, pid: child.pid, forMs });
+          void stopGroup(child, { timeoutMs: options.stopTimeoutMs ?? 15_000 });
+        }
+      } finally {
+        polling = false;
+      }
+    }, health.intervalMs ?? 5_000);
+    return () => clearInterval(timer);
   };
 
   const waitReady = async (spec: ChildSpec): Promise<void> => {

@@ -25,10 +25,12 @@ describe("loadConfig", () => {
         id: 31337,
         name: "chain31337",
         rpc: "http://127.0.0.1:8545",
+        rpcUrls: ["http://127.0.0.1:8545"],
         registry: LOCAL_REGISTRY_ADDRESS,
         startBlock: 0,
       },
     ]);
+    expect(config.QUASAR_INDEXER_MAX_LAG_BLOCKS).toBe(20);
     expect(config.QUASAR_MAX_UPLOAD_BYTES).toBe(1024 ** 3);
     expect(config.QUASAR_API_KEYS).toEqual([]);
     expect(config.QUASAR_MIN_REPLICAS).toBe(0);
@@ -98,6 +100,37 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("takes several RPC URLs, a request budget and a getLogs range per chain", () => {
+    const [chain] = loadConfig({
+      QUASAR_CHAINS: JSON.stringify([
+        {
+          id: 1,
+          rpc: ["https://a.example/key", "wss://b.example"],
+          registry: `0x${"1".repeat(40)}`,
+          maxRequestsPerSecond: 25,
+          ethGetLogsBlockRange: 2_000,
+        },
+      ]),
+    }).QUASAR_CHAINS;
+    expect(chain).toMatchObject({
+      rpc: "https://a.example/key",
+      rpcUrls: ["https://a.example/key", "wss://b.example"],
+      maxRequestsPerSecond: 25,
+      ethGetLogsBlockRange: 2_000,
+    });
+  });
+
+  it.each([
+    [{ rpc: [] }, /QUASAR_CHAINS: 0\.rpc/],
+    [{ rpc: ["http://a", "ftp://b"] }, /QUASAR_CHAINS: 0\.rpc/],
+    [{ maxRequestsPerSecond: 0 }, /QUASAR_CHAINS: 0\.maxRequestsPerSecond/],
+    [{ maxRequestsPerSecond: "25" }, /QUASAR_CHAINS: 0\.maxRequestsPerSecond/],
+    [{ ethGetLogsBlockRange: 1.5 }, /QUASAR_CHAINS: 0\.ethGetLogsBlockRange/],
+  ])("rejects the chain setting %o", (fields, pattern) => {
+    const chain = { id: 1, rpc: "http://x", registry: `0x${"1".repeat(40)}`, ...fields };
+    expect(problemsOf({ QUASAR_CHAINS: JSON.stringify([chain]) }).join("\n")).toMatch(pattern);
+  });
+
   it.each([
     [{ QUASAR_PIN_TTL: "soon" }, /QUASAR_PIN_TTL: expected a positive duration.*"soon"/],
     [{ QUASAR_PIN_TTL: "0s" }, /QUASAR_PIN_TTL: expected a positive duration/],
@@ -129,6 +162,7 @@ describe("loadConfig", () => {
     ],
     [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL: expected a postgres:\/\//],
     [{ QUASAR_LOG_LEVEL: "loud" }, /QUASAR_LOG_LEVEL/],
+    [{ QUASAR_INDEXER_MAX_LAG_BLOCKS: "0" }, /QUASAR_INDEXER_MAX_LAG_BLOCKS: expected a whole/],
     [
       { QUASAR_RECONCILER_SCHEMA: "Bad-Name" },
       /QUASAR_RECONCILER_SCHEMA: expected a lowercase Postgres identifier/,

@@ -66,18 +66,35 @@ const address = z
   })
   .transform((value) => getAddress(value).toLowerCase() as `0x${string}`);
 
+const rpcUrl = z.url({ protocol: /^(https?|wss?)$/ });
+
 /** One indexed chain: where to read logs and which registry decides which storage contracts count. */
-export const chainSchema = z.object({
-  id: z.number().int().positive(),
-  /** Ponder's name for the chain; defaults to `chain<id>`. */
-  name: z
-    .string()
-    .regex(/^[A-Za-z][A-Za-z0-9_]*$/, "expected letters, digits and underscores")
-    .optional(),
-  rpc: z.url({ protocol: /^(https?|wss?)$/ }),
-  registry: address,
-  startBlock: z.number().int().nonnegative().default(0),
-});
+export const chainSchema = z
+  .object({
+    id: z.number().int().positive(),
+    /** Ponder's name for the chain; defaults to `chain<id>`. */
+    name: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_]*$/, "expected letters, digits and underscores")
+      .optional(),
+    /** One JSON-RPC URL, or several: the first is used while it answers, the others take over when it fails. */
+    rpc: z.union([rpcUrl, z.array(rpcUrl).min(1, "expected at least one RPC URL")]),
+    registry: address,
+    startBlock: z.number().int().nonnegative().default(0),
+    /**
+     * Most JSON-RPC requests per second the indexer sends to this chain, over all its URLs
+     * (a public endpoint's limit). Absent: no budget, for a node of one's own.
+     */
+    maxRequestsPerSecond: z.number().positive().max(100_000).optional(),
+    /** Widest block range of one eth_getLogs (providers cap it); absent: Ponder adapts. */
+    ethGetLogsBlockRange: z.number().int().positive().optional(),
+  })
+  // `rpc` stays the first (primary) URL so every reader of one URL keeps working;
+  // `rpcUrls` lists them all, in order of preference.
+  .transform(({ rpc, ...chain }) => {
+    const rpcUrls = typeof rpc === "string" ? [rpc] : rpc;
+    return { ...chain, rpc: rpcUrls[0] as string, rpcUrls };
+  });
 export type ChainConfig = z.output<typeof chainSchema> & { name: string };
 
 /** anvil's first deployment from its first default account always lands at this address. */
@@ -166,10 +183,16 @@ export const configSchema = z
       "Postgres schema of the reconciler's own tables (optimistic pins, ledger, reconcile log).",
     ),
     QUASAR_CHAINS: chains.describe(
-      "JSON array of chains: id, rpc (http/ws URL), registry address, startBlock, optional name. Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
+      "JSON array of chains: id, rpc (http/ws URL, or an array of them: fallbacks), registry address, startBlock, optional name, maxRequestsPerSecond (request budget over all URLs; absent: none), ethGetLogsBlockRange. Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
     ),
     QUASAR_INDEXER_PORT: port(42069).describe(
       "Port of the indexer's status server (/ready, /status).",
+    ),
+    QUASAR_INDEXER_MAX_LAG_BLOCKS: integer(20, 1).describe(
+      "The indexer counts as behind (not ready; restarted by the supervisor when it stays so) when the chain head is more than this many blocks ahead of it.",
+    ),
+    QUASAR_INDEXER_STUCK_AFTER: duration("2m").describe(
+      "How long the indexer may stay behind by more than the lag without advancing before the supervisor restarts it.",
     ),
     QUASAR_PIN_TTL: duration("14d").describe(
       "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",

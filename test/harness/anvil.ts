@@ -108,6 +108,13 @@ export type Anvil = {
   testClient: AnvilTestClient;
   publicClient: PublicClient<Transport, Chain>;
   walletClient: WalletClient<Transport, Chain, Account>;
+  /**
+   * Freezes anvil (SIGSTOP): its socket still accepts connections but nothing answers, as a
+   * node that stalls (GC pause, overloaded host, network black hole) looks to a client.
+   */
+  pause(): void;
+  /** Thaws a paused anvil (SIGCONT); interval mining resumes from the current time. */
+  resume(): void;
   /** Kills anvil and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
 };
@@ -165,6 +172,8 @@ async function startOn(
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       if (!hasExited) {
+        // A paused anvil would hold the SIGTERM pending until the SIGKILL fallback.
+        if (proc.pid) safeKill(proc.pid, "SIGCONT");
         wrapper.stdin?.end();
         const timer = setTimeout(() => {
           if (proc.pid) safeKill(proc.pid, "SIGKILL");
@@ -191,7 +200,19 @@ async function startOn(
   }
 
   try {
-    return { rpcUrl, port, chainId, stop, ...createClients(rpcUrl, chainId) };
+    const signal = (name: NodeJS.Signals) => {
+      if (proc.pid === undefined) throw new Error("anvil's pid is not known yet");
+      process.kill(proc.pid, name);
+    };
+    return {
+      rpcUrl,
+      port,
+      chainId,
+      stop,
+      pause: () => signal("SIGSTOP"),
+      resume: () => signal("SIGCONT"),
+      ...createClients(rpcUrl, chainId),
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -33,10 +33,14 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** What the indexer needs to know about one chain (the shape of QUASAR_CHAINS entries). */
 export type PonderChain = {
   id: number;
-  rpc: string;
+  /** One URL, or several (fallbacks). */
+  rpc: string | string[];
   registry: string;
   startBlock?: number;
   name?: string;
+  /** The chain's request budget (requests per second over all its URLs). */
+  maxRequestsPerSecond?: number;
+  ethGetLogsBlockRange?: number;
 };
 
 /** Ponder's /status answer: per chain name, the chain id and the latest indexed block. */
