@@ -10,7 +10,7 @@ import { type Address, encodeFunctionData } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { StorageAbi } from "@/abis/index.js";
 import { connectDatabase } from "@/db/connect.js";
-import { createReadModel, type IndexerTables, type ReadModel } from "@/db/read-model/index.js";
+import { createReadModel, type ReadModel } from "@/db/read-model/index.js";
 import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
