@@ -1,14 +1,22 @@
+import { Dicer } from "@fastify/busboy";
 import { InvalidMultipartError, UnsupportedMediaTypeError } from "./errors.js";
 
 /**
- * A streaming multipart/form-data parser (RFC 7578) over any byte source. Parts are yielded
- * one at a time and each part's body is itself a stream, so a 1 GiB file passes through in
- * chunk-sized pieces and is never held whole. Only a small tail (shorter than the boundary
- * delimiter) is kept between chunks.
+ * Streaming multipart/form-data (RFC 7578) over any byte source, on @fastify/busboy's
+ * multipart engine (Dicer). Parts are yielded one at a time and each part's body is itself a
+ * stream, so a 1 GiB file passes through in chunk-sized pieces and is never held whole: the
+ * source is read only as fast as the consumer drains the current part.
+ *
+ * Dicer, not the Busboy wrapper: Busboy silently skips a part without Content-Disposition (or
+ * with a malformed header line) and silently truncates oversized headers, where this API
+ * refuses them. Dicer hands over every part with its raw headers, so those checks stay here.
+ * Field and file names are taken as sent (a Kubo client's `dir/a.txt` keeps its folder), and
+ * every part streams, whether or not it has a filename.
  *
  * Every malformed input ends in InvalidMultipartError (400): a missing or bad boundary, a
- * truncated body, headers that never end or are too long, too many parts. Nothing hangs:
- * the parser only ever waits on the source, and the source ends or is limited by the caller.
+ * truncated body, headers that are too long or lack a Content-Disposition, too many parts.
+ * An error from the source (body limit, idle timeout) reaches the consumer as is. Nothing
+ * hangs: the parser only ever waits on the source or on the consumer.
  */
 
 /** One part of a multipart body. */
@@ -34,10 +42,8 @@ export type MultipartLimits = {
 
 const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 const DEFAULT_MAX_PARTS = 64;
-/** Bytes tolerated before the first boundary (RFC 2046 allows a preamble; clients send none). */
-const MAX_PREAMBLE_BYTES = 1024;
-const CRLF = Buffer.from("\r\n");
-const HEADER_END = Buffer.from("\r\n\r\n");
+/** Bytes read without finding the first boundary before giving up (clients send no preamble). */
+const MAX_PREAMBLE_BYTES = 64 * 1024;
 
 /**
  * Extracts the boundary from a Content-Type header. Throws UnsupportedMediaTypeError when
@@ -66,6 +72,8 @@ export function multipartBoundary(contentType: string | undefined): string {
   throw new InvalidMultipartError("the Content-Type has no boundary parameter");
 }
 
+type RawHeaders = Record<string, string[] | undefined>;
+
 /** Parses a multipart body from `source`. Consume each part's body in order. */
 export async function* parseMultipart(
   source: AsyncIterable<Uint8Array>,
@@ -74,164 +82,143 @@ export async function* parseMultipart(
 ): AsyncGenerator<MultipartPart, void, undefined> {
   const maxHeaderBytes = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const maxParts = limits.maxParts ?? DEFAULT_MAX_PARTS;
-  const reader = createBufferedReader(source);
-  const dashBoundary = Buffer.from(`--${boundary}`);
-  // Between parts the delimiter is CRLF + "--" + boundary; the first may start the body.
-  const delimiter = Buffer.from(`\r\n--${boundary}`);
-
-  // Preamble: find the first "--boundary", tolerating a short preamble.
-  for (;;) {
-    const at = reader.buffer.indexOf(dashBoundary);
-    if (at >= 0 && (at === 0 || reader.buffer.subarray(0, at).includes(CRLF))) {
-      reader.consume(at + dashBoundary.length);
-      break;
-    }
-    if (reader.buffer.length > MAX_PREAMBLE_BYTES + dashBoundary.length) {
-      throw new InvalidMultipartError("the body does not start with the boundary");
-    }
-    if (!(await reader.fill())) {
-      throw new InvalidMultipartError(
-        reader.total === 0 ? "the body is empty" : "the boundary never appears in the body",
-      );
-    }
-  }
-
-  let parts = 0;
-  for (;;) {
-    // After a delimiter: "--" closes the body, CRLF starts a part (transport padding allowed).
-    await reader.need(2, "the body ends right after a boundary");
-    const after = reader.buffer.subarray(0, 2).toString("latin1");
-    if (after === "--") return;
-    await skipPadding(reader);
-    if (!reader.buffer.subarray(0, 2).equals(CRLF)) {
-      throw new InvalidMultipartError("a boundary is not followed by a line break");
-    }
-    reader.consume(2);
-
-    parts += 1;
-    if (parts > maxParts) throw new InvalidMultipartError(`more than ${maxParts} parts`);
-    const headers = await readHeaders(reader, maxHeaderBytes);
-    const disposition = parseDisposition(headers.get("content-disposition"));
-
-    let finished = false;
-    const body = streamUntil(reader, delimiter, () => {
-      finished = true;
-    });
-    yield {
-      name: disposition.name,
-      filename: disposition.filename,
-      contentType: headers.get("content-type"),
-      body,
-    };
-    // A part the consumer did not read to the end is skipped; a fresh reader picks up
-    // exactly where the consumer stopped, since all state lives in `reader`.
-    if (!finished) {
-      for await (const _ of streamUntil(reader, delimiter, () => {
-        finished = true;
-      }))
-        void _;
-    }
-  }
-}
-
-type BufferedReader = {
-  /** Bytes received and not yet consumed. */
-  readonly buffer: Buffer;
-  /** Bytes received so far. */
-  readonly total: number;
-  consume(count: number): void;
-  /** Takes the first `count` bytes out of the buffer (no copy). */
-  take(count: number): Buffer;
-  /** Pulls one more chunk; false when the source has ended. */
-  fill(): Promise<boolean>;
-  /** Ensures at least `count` bytes are buffered, or throws with `truncated`. */
-  need(count: number, truncated: string): Promise<void>;
-};
-
-function createBufferedReader(source: AsyncIterable<Uint8Array>): BufferedReader {
-  const iterator = source[Symbol.asyncIterator]();
-  let buffer: Buffer = Buffer.alloc(0);
-  let total = 0;
-  let ended = false;
-  const reader: BufferedReader = {
-    get buffer() {
-      return buffer;
-    },
-    get total() {
-      return total;
-    },
-    consume(count) {
-      buffer = buffer.subarray(count);
-    },
-    take(count) {
-      const head = buffer.subarray(0, count);
-      buffer = buffer.subarray(count);
-      return head;
-    },
-    async fill() {
-      if (ended) return false;
-      const next = await iterator.next();
-      if (next.done) {
-        ended = true;
-        return false;
-      }
-      const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
-      total += chunk.length;
-      // Chunks are never mutated after they are handed out, so slices of old buffers stay valid.
-      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
-      return true;
-    },
-    async need(count, truncated) {
-      while (buffer.length < count) {
-        if (!(await reader.fill())) throw new InvalidMultipartError(truncated);
-      }
-    },
+  // Dicer truncates a longer header block silently; leave room to measure and refuse it.
+  const config: Dicer.Config & { maxHeaderSize: number } = {
+    boundary,
+    maxHeaderSize: 4 * maxHeaderBytes,
   };
-  return reader;
-}
+  const dicer = new Dicer(config);
 
-async function skipPadding(reader: BufferedReader): Promise<void> {
-  // RFC 2046 allows linear white space between the boundary and its CRLF.
-  for (let skipped = 0; skipped < 64; skipped++) {
-    await reader.need(2, "the body ends inside a boundary line");
-    const first = reader.buffer[0];
-    if (first !== 0x20 && first !== 0x09) return;
-    reader.consume(1);
-  }
-  throw new InvalidMultipartError("a boundary line has too much trailing white space");
-}
+  const ready: { part: Dicer.PartStream; headers: RawHeaders }[] = [];
+  let failure: unknown;
+  let finished = false;
+  let stopped = false;
+  let received = 0;
+  let parts = 0;
+  let headerPending = false;
+  let waiters: (() => void)[] = [];
+  const notify = () => {
+    const woken = waiters;
+    waiters = [];
+    for (const wake of woken) wake();
+  };
+  const changed = () => new Promise<void>((resolve) => waiters.push(resolve));
+  const fail = (error: unknown) => {
+    failure ??= error;
+    notify();
+  };
 
-async function readHeaders(
-  reader: BufferedReader,
-  maxHeaderBytes: number,
-): Promise<Map<string, string>> {
-  // A part may have no headers at all: the blank line comes first.
-  await reader.need(2, "the body ends inside a part's headers");
-  if (reader.buffer.subarray(0, 2).equals(CRLF)) {
-    reader.consume(2);
-    return new Map();
-  }
-  let end = reader.buffer.indexOf(HEADER_END);
-  while (end < 0) {
-    if (reader.buffer.length > maxHeaderBytes) {
-      throw new InvalidMultipartError(`a part's headers exceed ${maxHeaderBytes} bytes`);
+  dicer.on("part", (part) => {
+    // A part whose header block never ended (a boundary came first) is never announced.
+    if (headerPending) fail(new InvalidMultipartError("the body ends inside a part's headers"));
+    parts += 1;
+    if (parts > maxParts) fail(new InvalidMultipartError(`more than ${maxParts} parts`));
+    headerPending = true;
+    part.on("header", (headers: object) => {
+      headerPending = false;
+      ready.push({ part, headers: headers as RawHeaders });
+      notify();
+    });
+    part.on("readable", notify);
+    part.on("end", notify);
+    // Dicer reports a truncated body on the parser too; that one becomes the failure.
+    part.on("error", () => {});
+  });
+  dicer.on("error", () => {
+    fail(
+      new InvalidMultipartError(
+        received === 0
+          ? "the body is empty"
+          : parts === 0
+            ? "the boundary never appears in the body"
+            : "the body ends before the closing boundary",
+      ),
+    );
+  });
+  dicer.on("finish", () => {
+    if (headerPending) fail(new InvalidMultipartError("the body ends inside a part's headers"));
+    finished = true;
+    notify();
+  });
+
+  const iterator = source[Symbol.asyncIterator]();
+  const write = (chunk: Uint8Array) =>
+    new Promise<void>((resolve, reject) => {
+      // Dicer holds the callback while the current part's buffer is full: backpressure.
+      dicer.write(chunk, (error) => (error ? reject(error) : resolve()));
+    });
+  const pump = async () => {
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) break;
+        // After the closing boundary the rest (an epilogue, if any) is read and ignored.
+        if (failure !== undefined || (stopped && !finished)) return;
+        received += next.value.byteLength;
+        await write(next.value);
+        if (parts === 0 && received > MAX_PREAMBLE_BYTES + boundary.length) {
+          throw new InvalidMultipartError("the body does not start with the boundary");
+        }
+      }
+      dicer.end();
+    } catch (error) {
+      fail(error);
     }
-    if (!(await reader.fill()))
-      throw new InvalidMultipartError("the body ends inside a part's headers");
-    end = reader.buffer.indexOf(HEADER_END);
+  };
+  void pump();
+
+  /** Reads one part's buffered bytes in order; never destroys the part, so it can be drained. */
+  async function* partBody(part: Dicer.PartStream): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      if (failure !== undefined) throw failure;
+      const chunk: Buffer | null = part.read();
+      if (chunk !== null) {
+        yield chunk;
+        continue;
+      }
+      if (part.readableEnded) return;
+      await changed();
+    }
   }
-  if (end > maxHeaderBytes) {
-    throw new InvalidMultipartError(`a part's headers exceed ${maxHeaderBytes} bytes`);
+
+  try {
+    for (;;) {
+      if (failure !== undefined) throw failure;
+      const next = ready.shift();
+      if (next === undefined) {
+        if (finished) return;
+        await changed();
+        continue;
+      }
+      const disposition = parseDisposition(header(next.headers, "content-disposition"));
+      const headerBytes = Object.entries(next.headers).reduce(
+        (sum, [key, values]) =>
+          sum + (values ?? []).reduce((line, value) => line + key.length + value.length + 4, 0),
+        0,
+      );
+      if (headerBytes > maxHeaderBytes) {
+        throw new InvalidMultipartError(`a part's headers exceed ${maxHeaderBytes} bytes`);
+      }
+      const body = partBody(next.part);
+      yield {
+        name: disposition.name,
+        filename: disposition.filename,
+        contentType: header(next.headers, "content-type"),
+        body,
+      };
+      // A part the consumer did not read to the end is skipped.
+      for await (const _ of partBody(next.part)) void _;
+    }
+  } finally {
+    // The consumer stopped early or the body failed: stop pulling from the source.
+    stopped = true;
   }
-  const block = reader.take(end).toString("utf8");
-  reader.consume(HEADER_END.length);
-  const headers = new Map<string, string>();
-  for (const line of block.split("\r\n")) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new InvalidMultipartError("a part has a malformed header line");
-    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return headers;
+}
+
+/** Dicer keeps header bytes as latin1 text; names and filenames are UTF-8 on the wire. */
+function header(headers: RawHeaders, name: string): string | undefined {
+  const value = headers[name]?.[0];
+  return value === undefined ? undefined : Buffer.from(value, "latin1").toString("utf8").trim();
 }
 
 function parseDisposition(value: string | undefined): {
@@ -283,27 +270,4 @@ function splitParams(value: string): string[] {
   }
   out.push(current);
   return out;
-}
-
-/** Yields the bytes before the next `delimiter`, then consumes the delimiter itself. */
-async function* streamUntil(
-  reader: BufferedReader,
-  delimiter: Buffer,
-  onFinished: () => void,
-): AsyncGenerator<Uint8Array, void, undefined> {
-  for (;;) {
-    const at = reader.buffer.indexOf(delimiter);
-    if (at >= 0) {
-      if (at > 0) yield reader.take(at);
-      reader.consume(delimiter.length);
-      onFinished();
-      return;
-    }
-    // Everything except a tail that could be the start of the delimiter is part data.
-    const safe = reader.buffer.length - (delimiter.length - 1);
-    if (safe > 0) yield reader.take(safe);
-    if (!(await reader.fill())) {
-      throw new InvalidMultipartError("the body ends before the part's closing boundary");
-    }
-  }
 }

@@ -113,6 +113,86 @@ describe("multipart parser", () => {
     );
   });
 
+  it("keeps folders and UTF-8 in file names, and streams parts that have no filename", async () => {
+    const boundary = "K";
+    const body = Buffer.from(
+      `--K\r\nContent-Disposition: form-data; name="file"; filename="dir%2Fa.txt"\r\n\r\na\r\n` +
+        `--K\r\nContent-Disposition: form-data; name="file-1"; filename="dir/ünï.txt"\r\n\r\nb\r\n` +
+        `--K\r\nContent-Disposition: form-data; name="entry"\r\nContent-Type: application/octet-stream\r\n\r\n${"c".repeat(300_000)}\r\n--K--\r\n`,
+      "utf8",
+    );
+    const seen: { name: string; filename?: string; contentType?: string; chunks: number }[] = [];
+    for await (const part of parseMultipart(chunked(body, [16 * 1024]), boundary)) {
+      let chunks = 0;
+      for await (const _ of part.body) chunks += 1;
+      seen.push({
+        name: part.name,
+        filename: part.filename,
+        contentType: part.contentType,
+        chunks,
+      });
+    }
+    expect(seen.map(({ name, filename }) => [name, filename])).toEqual([
+      ["file", "dir%2Fa.txt"],
+      ["file-1", "dir/ünï.txt"],
+      ["entry", undefined],
+    ]);
+    expect(seen[2]?.contentType).toBe("application/octet-stream");
+    // 300 kB in 16 kB pieces: the unnamed part arrives as a stream, not one buffered field.
+    expect(seen[2]?.chunks).toBeGreaterThan(10);
+  });
+
+  it("reads the source only as fast as the consumer drains the part", async () => {
+    const chunk = new Uint8Array(64 * 1024).fill(0x61);
+    const head = Buffer.from(
+      '--B\r\nContent-Disposition: form-data; name="entry"; filename="big"\r\n\r\n',
+    );
+    let pulled = 0;
+    const source = (async function* () {
+      yield head;
+      for (let i = 0; i < 1600; i++) {
+        pulled += 1;
+        yield chunk; // 100 MiB in all
+      }
+      yield Buffer.from("\r\n--B--\r\n");
+    })();
+    const parts = parseMultipart(source, "B");
+    const first = await parts.next();
+    if (first.done) throw new Error("no part");
+    const reader = first.value.body[Symbol.asyncIterator]();
+    const firstChunk = await reader.next();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A stalled consumer holds the parser: a few chunks of read-ahead, never the whole body.
+    expect(pulled).toBeLessThan(8);
+    let bytes = firstChunk.value?.byteLength ?? 0;
+    for (let next = await reader.next(); !next.done; next = await reader.next())
+      bytes += next.value.byteLength;
+    expect(pulled).toBe(1600);
+    expect(bytes).toBe(1600 * chunk.byteLength);
+    expect((await parts.next()).done).toBe(true);
+  });
+
+  it("hands the source's own error to the part's reader", async () => {
+    const source = (async function* () {
+      yield Buffer.from(
+        '--B\r\nContent-Disposition: form-data; name="entry"; filename="a"\r\n\r\nsome bytes',
+      );
+      throw new PayloadTooLargeError(10);
+    })();
+    await expect(collect(source, "B")).rejects.toBeInstanceOf(PayloadTooLargeError);
+  });
+
+  it("refuses a part whose headers run into the next boundary", async () => {
+    const text =
+      '--B\r\nContent-Disposition: form-data; name="a"\r\n--B\r\nContent-Disposition: form-data; name="b"\r\n\r\nx\r\n--B--';
+    for (const size of [1, 7, 1000]) {
+      await expect(collect(chunked(Buffer.from(text), [size]), "B")).rejects.toBeInstanceOf(
+        InvalidMultipartError,
+      );
+    }
+    await expect(collect(chunked(Buffer.from("--B--\r\n"), [2]), "B")).resolves.toEqual([]);
+  });
+
   it("reads the boundary from Content-Type, and refuses other types", () => {
     expect(multipartBoundary('multipart/form-data; boundary="a b"')).toBe("a b");
     expect(multipartBoundary("Multipart/Form-Data;boundary=----x")).toBe("----x");
