@@ -257,6 +257,8 @@ async function main(): Promise<void> {
       QUASAR_BACKENDS: apiBackend,
       QUASAR_API_PORT: "0",
       QUASAR_RATE_LIMIT: "0",
+      // Every bench client is one address: the per-client cap must admit all of them.
+      QUASAR_MAX_UPLOADS_PER_CLIENT: String(C),
       QUASAR_MAX_UPLOAD_BYTES: String(Math.max(BIG + 1024 * 1024, 1024 * 1024)),
       QUASAR_LOG_LEVEL: "info",
     });
