@@ -58,6 +58,8 @@ export type FaultStack = {
   reconciler(): QuasarProcess | undefined;
   /** Starts `quasar reconciler`; resolves once its /health answers. */
   startReconciler(): Promise<QuasarProcess>;
+  /** Starts `quasar reconciler` without waiting for it. */
+  spawnReconciler(): QuasarProcess;
   /** SIGKILLs the reconciler and waits for it to be gone. */
   killReconciler(): Promise<void>;
   /**
@@ -324,6 +326,7 @@ export async function startStack(): Promise<FaultStack> {
       reconcilerUrl,
       start,
       reconciler: () => reconciler,
+      spawnReconciler: () => spawnReconciler(),
       async startReconciler() {
         if (reconciler && !reconciler.hasExited()) throw new Error("a reconciler is running");
         const proc = spawnReconciler();
