@@ -378,6 +378,13 @@ describe("the stack survives faults and recovers by itself", () => {
       loading = false;
       await load;
     }
+    const recovered = assertRecovered(
+      "PostgreSQL sessions killed",
+      lastKill,
+      `(terminated ${terminated.join("+")} sessions, ${statuses.length} requests)`,
+    );
+    // Recovery is measured (and a crash named) before the bounds are held against it.
+    await recovered;
     // Each round ended the API's, the reconciler's and Ponder's sessions.
     expect(
       terminated.every((n) => n > 0),
@@ -387,13 +394,6 @@ describe("the stack survives faults and recovers by itself", () => {
       [],
     );
     expect(statuses.filter((status) => status === 201).length).toBeGreaterThan(0);
-    const recovered = assertRecovered(
-      "PostgreSQL sessions killed",
-      lastKill,
-      `(terminated ${terminated.join("+")} sessions, ${statuses.length} requests)`,
-    );
-    // Recovery is measured (and a crash named) before the bounds are held against it.
-    await recovered;
     expect(
       readyMs.every((ms) => ms < READYZ_BOUND_MS),
       `/readyz ms: ${readyMs}`,
