@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // The "@/" alias of tsconfig.json, for vite's resolver.
 const alias = { "@": fileURLToPath(new URL(".", import.meta.url)) };
@@ -29,6 +29,8 @@ export default defineConfig({
           // Its own group: vitest runs projects with different worker limits one after another.
           sequence: { groupOrder: 1 },
           include: ["test/**/*.test.ts"],
+          // The fault suite runs on its own: `npm run test:faults` (vitest.faults.config.ts).
+          exclude: [...configDefaults.exclude, "test/faults/**"],
           fileParallelism: true,
           maxWorkers: 2,
           pool: "forks",

@@ -14,6 +14,11 @@ export type FreezableProxy = {
   thaw(): void;
   /** Drop every connection and refuse new ones until thawed: a server that is down. */
   cut(): void;
+  /**
+   * Local ports of the open connections to the server: PostgreSQL's `client_port` of the
+   * sessions that came through this proxy, so a test can end those sessions and no others.
+   */
+  upstreamPorts(): number[];
   close(): Promise<void>;
 };
 
@@ -23,12 +28,15 @@ export async function startProxy(target: { host: string; port: number }): Promis
   let down = false;
   const held: [Socket, Buffer][] = [];
   const sockets = new Set<Socket>();
+  const upstreams = new Set<Socket>();
   const server: Server = createServer((client) => {
     if (down) {
       client.destroy();
       return;
     }
     const upstream = connect(target.port, target.host);
+    upstreams.add(upstream);
+    upstream.on("close", () => upstreams.delete(upstream));
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
@@ -54,6 +62,11 @@ export async function startProxy(target: { host: string; port: number }): Promis
     cut() {
       down = true;
       for (const socket of sockets) socket.destroy();
+    },
+    upstreamPorts() {
+      return [...upstreams].flatMap((socket) =>
+        socket.localPort === undefined ? [] : [socket.localPort],
+      );
     },
     thaw() {
       frozen = false;
