@@ -71,6 +71,13 @@ function discardingTimedOut(pool: pg.Pool): PostgresPool {
     async connect() {
       const client = await pool.connect();
       let broken = false;
+      // pg listens for a client's 'error' only while it idles in the pool; a checked-out
+      // client whose session is killed (pg_terminate_backend, a server restart) would emit an
+      // unhandled 'error' and crash the process. The query in flight fails on its own.
+      const onError = () => {
+        broken = true;
+      };
+      client.on("error", onError);
       const wrapped = {
         query(...args: unknown[]) {
           const result = (client.query as (...a: unknown[]) => unknown)(...args);
@@ -82,6 +89,7 @@ function discardingTimedOut(pool: pg.Pool): PostgresPool {
           return result;
         },
         release() {
+          client.off("error", onError);
           client.release(broken);
         },
       };
