@@ -1,6 +1,6 @@
 import type { CID } from "multiformats/cid";
 import { type ContentCapableBackend, hasContent } from "@/backends/backend.js";
-import { InvalidDagValueError } from "@/backends/errors.js";
+import { InvalidDagValueError, UnsupportedImportError } from "@/backends/errors.js";
 import { type PinListing, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { readLimited } from "./body.js";
@@ -176,7 +176,7 @@ export async function putDagUpload(
  * reading it (limit crossed, malformed multipart) is rethrown as is, whatever the backend
  * wrapped it in; any other failure is the backend's and becomes 503.
  */
-async function storeOnBackend(
+export async function storeOnBackend(
   common: ApiCommon,
   backend: ContentCapableBackend,
   kind: UploadKind,
@@ -199,7 +199,7 @@ async function storeOnBackend(
     }
     const clientError =
       findClientError(error) ??
-      (error instanceof InvalidDagValueError
+      (error instanceof InvalidDagValueError || error instanceof UnsupportedImportError
         ? new InvalidArgumentError(
             `${error.shortMessage}${error.details ? `: ${scrub(error.details)}` : ""}`,
           )
@@ -236,7 +236,7 @@ function findClientError(error: unknown): ClientError | undefined {
  * Steps 3–5 of the header: look at the backend's pin, record, then pin if the record says so.
  * Throws UnavailableError (503) when the content is not both recorded and pinned.
  */
-async function recordAndPin(
+export async function recordAndPin(
   common: ApiCommon,
   backend: ContentCapableBackend,
   stored: StoredUpload,
