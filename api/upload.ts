@@ -243,12 +243,16 @@ export async function recordAndPin(
   kind: UploadKind,
   options: { uploader: string; signal: AbortSignal },
 ): Promise<void> {
-  const cid = stored.cid.toV1().toString();
+  // Recorded, looked up and pinned under the CIDv1: the key of the ledger and of the engine,
+  // which unpins by it. Kubo keys pins by CID, so a pin made under the CIDv0 an add answers
+  // (Qm…) would not be the one the engine later removes, and would be left behind.
+  const key = stored.cid.toV1();
+  const cid = key.toString();
   let existing: PinListing | undefined;
   try {
     // On a node the operator declared Quasar's alone, every pin there is Quasar's own.
     if (!backend.pins.exclusive)
-      existing = await backend.pins.getPin(stored.cid, { signal: options.signal });
+      existing = await backend.pins.getPin(key, { signal: options.signal });
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
     throw new UnavailableError(
@@ -292,7 +296,7 @@ export async function recordAndPin(
 
   const stopPin = common.metrics.uploadPhaseSeconds.startTimer({ phase: "pin" });
   try {
-    await backend.pins.pin(stored.cid, { name: QUASAR_PIN_NAME, signal: options.signal });
+    await backend.pins.pin(key, { name: QUASAR_PIN_NAME, signal: options.signal });
     stopPin();
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
