@@ -102,11 +102,20 @@ const flag = z
  */
 export const kuboAddQuery = z
   .object({
-    "cid-version": z.enum(["1"]).optional().openapi({ description: "only 1 is supported" }),
-    "raw-leaves": z.enum(["true"]).optional(),
+    "cid-version": z.string().optional().openapi({ description: "0 (default) or 1" }),
+    "raw-leaves": z
+      .string()
+      .optional()
+      .openapi({ description: "default false, true with cid-version=1" }),
+    chunker: z
+      .string()
+      .optional()
+      .openapi({ description: "size-<bytes> (default size-262144), rabin[-<min>-<avg>-<max>]" }),
+    hash: z.string().optional().openapi({ description: "only sha2-256" }),
+    "only-hash": z.string().optional().openapi({ description: "compute the CIDs, store nothing" }),
+    "wrap-with-directory": z.string().optional(),
+    hidden: z.string().optional(),
     pin: z.enum(["true"]).optional().openapi({ description: "uploads are always pinned" }),
-    "only-hash": z.enum(["false"]).optional(),
-    "wrap-with-directory": z.enum(["false"]).optional(),
     progress: flag.optional(),
     "stream-channels": flag.optional(),
     quiet: flag.optional(),
@@ -114,7 +123,7 @@ export const kuboAddQuery = z
     silent: flag.optional(),
     "pin-name": z.string().max(255).optional(),
   })
-  // Unknown flags are ignored, as Kubo does: stock clients send extras (timeout, hash).
+  // Unknown flags are ignored, as Kubo does: stock clients send extras (timeout).
   .loose();
 
 /** Kubo's dag/put flags. */

@@ -1,6 +1,6 @@
 import type { CID } from "multiformats/cid";
 import { type ContentCapableBackend, hasContent } from "@/backends/backend.js";
-import { InvalidDagValueError } from "@/backends/errors.js";
+import { InvalidDagValueError, UnsupportedImportError } from "@/backends/errors.js";
 import { type PinListing, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { readLimited } from "./body.js";
@@ -176,7 +176,7 @@ export async function putDagUpload(
  * reading it (limit crossed, malformed multipart) is rethrown as is, whatever the backend
  * wrapped it in; any other failure is the backend's and becomes 503.
  */
-async function storeOnBackend(
+export async function storeOnBackend(
   common: ApiCommon,
   backend: ContentCapableBackend,
   kind: UploadKind,
@@ -199,7 +199,7 @@ async function storeOnBackend(
     }
     const clientError =
       findClientError(error) ??
-      (error instanceof InvalidDagValueError
+      (error instanceof InvalidDagValueError || error instanceof UnsupportedImportError
         ? new InvalidArgumentError(
             `${error.shortMessage}${error.details ? `: ${scrub(error.details)}` : ""}`,
           )
@@ -236,19 +236,23 @@ function findClientError(error: unknown): ClientError | undefined {
  * Steps 3–5 of the header: look at the backend's pin, record, then pin if the record says so.
  * Throws UnavailableError (503) when the content is not both recorded and pinned.
  */
-async function recordAndPin(
+export async function recordAndPin(
   common: ApiCommon,
   backend: ContentCapableBackend,
   stored: StoredUpload,
   kind: UploadKind,
   options: { uploader: string; signal: AbortSignal },
 ): Promise<void> {
-  const cid = stored.cid.toV1().toString();
+  // Recorded, looked up and pinned under the CIDv1: the key of the ledger and of the engine,
+  // which unpins by it. Kubo keys pins by CID, so a pin made under the CIDv0 an add answers
+  // (Qm…) would not be the one the engine later removes, and would be left behind.
+  const key = stored.cid.toV1();
+  const cid = key.toString();
   let existing: PinListing | undefined;
   try {
     // On a node the operator declared Quasar's alone, every pin there is Quasar's own.
     if (!backend.pins.exclusive)
-      existing = await backend.pins.getPin(stored.cid, { signal: options.signal });
+      existing = await backend.pins.getPin(key, { signal: options.signal });
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
     throw new UnavailableError(
@@ -292,7 +296,7 @@ async function recordAndPin(
 
   const stopPin = common.metrics.uploadPhaseSeconds.startTimer({ phase: "pin" });
   try {
-    await backend.pins.pin(stored.cid, { name: QUASAR_PIN_NAME, signal: options.signal });
+    await backend.pins.pin(key, { name: QUASAR_PIN_NAME, signal: options.signal });
     stopPin();
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });

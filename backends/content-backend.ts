@@ -1,4 +1,5 @@
 import type { CID } from "multiformats/cid";
+import type { UnixfsAddOptions } from "./add-options.js";
 import type { BackendLifecycle } from "./lifecycle.js";
 import type { PinOptions } from "./pin-backend.js";
 
@@ -18,13 +19,25 @@ export interface ContentBackend extends BackendLifecycle {
   hasBlock(cid: CID, options: { signal?: AbortSignal }): Promise<boolean>;
 
   /**
-   * Stores a file as UnixFS the way Kubo's `add --cid-version=1 --raw-leaves` does (256 KiB
-   * chunks, 174 links per node), so the same bytes give the same CID on every backend whatever
-   * the pieces they arrive in. Streams, never buffers the whole file. Pinned with `name` unless
+   * Stores a file as UnixFS the way Kubo's `add` does with the same flags: `options.unixfs`
+   * (backends/add-options.ts; default Kubo's defaults: CIDv0, dag-pb leaves, 256 KiB chunks,
+   * 174 links per node), so the same bytes give the same CID as Kubo on every backend whatever
+   * the pieces they arrive in. A way of building the DAG the backend cannot reproduce exactly
+   * throws UnsupportedImportError before anything is stored. `onlyHash` computes the CID and
+   * stores and pins nothing. Streams, never buffers the whole file. Pinned with `name` unless
    * `pin: false`. An error thrown by `content` itself (an upload cut off, a size limit)
    * reaches the caller unchanged; nothing is pinned then.
    */
-  addFile(content: AsyncIterable<Uint8Array>, options: StoreOptions): Promise<AddResult>;
+  addFile(
+    content: AsyncIterable<Uint8Array>,
+    options: StoreOptions & { unixfs?: UnixfsAddOptions },
+  ): Promise<AddResult>;
+  /**
+   * Stores one block under `cid` (its hash already computed by the caller, e.g. a UnixFS
+   * directory node, backends/unixfs-directory.ts), unpinned. Refuses bytes that do not hash
+   * to `cid` (BackendRequestError).
+   */
+  putBlock(cid: CID, bytes: Uint8Array, options: { signal?: AbortSignal }): Promise<void>;
   /**
    * Stores a JSON value as dag-cbor (Kubo's dag/put default) or dag-json, read the way Kubo's
    * `dag put --input-codec=dag-json` reads it (`{"/": "bafy…"}` is a link). Pinned unless
@@ -67,5 +80,11 @@ export type StoreOptions = PinOptions & {
   pin?: boolean;
 };
 
-export type AddResult = { cid: CID; size: number };
+export type AddResult = {
+  cid: CID;
+  /** The file's bytes. */
+  size: number;
+  /** Kubo's cumulative DAG size (`add`'s `Size`): the root block plus every link's size. */
+  dagSize: number;
+};
 export type DagNode = { value: unknown; remainderPath: string };

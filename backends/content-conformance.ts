@@ -2,12 +2,15 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as dagPb from "@ipld/dag-pb";
 import * as raw from "multiformats/codecs/raw";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KUBO_ADD_DEFAULTS } from "./add-options.js";
 import { type ContentCapableBackend, requireContent } from "./backend.js";
 import { absentCid, chunked, pinned, readAll } from "./conformance-support.js";
 import { createBackend } from "./index.js";
 import { QUASAR_PIN_NAME } from "./pin-backend.js";
+import { encodeDirectory } from "./unixfs-directory.js";
 
 /**
  * The suite every ContentBackend passes (backends/content-backend.ts states the obligations).
@@ -60,10 +63,54 @@ export function describeContentConformance(
       const bytes = new TextEncoder().encode(`hello quasar ${randomBytes(8).toString("hex")}`);
       const added = await backend.content.addFile(chunked(bytes, 5), { name });
       expect(added.size).toBe(bytes.byteLength);
-      expect(added.cid.version).toBe(1);
-      expect(added.cid.code).toBe(raw.code); // a single raw leaf (raw leaves, CIDv1)
+      // Kubo's add defaults: CIDv0, the single leaf a dag-pb UnixFS node (its envelope counted).
+      expect(added.cid.version).toBe(0);
+      expect(added.cid.code).toBe(dagPb.code);
+      expect(added.dagSize).toBeGreaterThan(bytes.byteLength);
       expect(Buffer.compare(await readAll(backend.content.cat(added.cid, {})), bytes)).toBe(0);
       expect((await backend.pins.getPin(added.cid, {}))?.name).toBe(name);
+    });
+
+    it("builds the DAG Kubo's add flags ask for: CIDv1 raw leaves, small chunks, only-hash", async () => {
+      const { content, pins } = backend;
+      const bytes = randomBytes(10_000);
+      const v1 = await content.addFile(chunked(bytes, 3000), {
+        name,
+        unixfs: { ...KUBO_ADD_DEFAULTS, cidVersion: 1, rawLeaves: true },
+      });
+      expect(v1.cid.version).toBe(1);
+      expect(v1.cid.code).toBe(raw.code); // one 10 kB chunk: a single raw leaf
+      expect(v1.dagSize).toBe(bytes.byteLength);
+      const small = await content.addFile(chunked(bytes, 3000), {
+        name,
+        unixfs: { ...KUBO_ADD_DEFAULTS, chunker: { kind: "size", size: 1024 } },
+      });
+      expect(small.cid.code).toBe(dagPb.code); // a root over ten leaves
+      expect(Buffer.compare(await readAll(content.cat(small.cid, {})), bytes)).toBe(0);
+      const fresh = randomBytes(5000);
+      const hashed = await content.addFile(chunked(fresh, 5000), {
+        name,
+        unixfs: { ...KUBO_ADD_DEFAULTS, onlyHash: true },
+      });
+      expect(await content.hasBlock(hashed.cid, {})).toBe(false);
+      expect(await pins.getPin(hashed.cid, {})).toBeUndefined();
+      // The same bytes stored give the CID only-hash computed.
+      const stored = await content.addFile(chunked(fresh, 999), { name, pin: false });
+      expect(stored.cid.toString()).toBe(hashed.cid.toString());
+    });
+
+    it("puts a block under its CID (a directory node) and refuses bytes of another hash", async () => {
+      const { content } = backend;
+      const file = await content.addFile(chunked(randomBytes(100), 100), { name, pin: false });
+      const dir = await encodeDirectory([{ name: "a", cid: file.cid, dagSize: file.dagSize }], 0);
+      if (!dir) throw new Error("a one-entry directory is never sharded");
+      await content.putBlock(dir.cid, dir.bytes, {});
+      expect(await content.hasBlock(dir.cid, {})).toBe(true);
+      expect(await backend.pins.getPin(dir.cid, {})).toBeUndefined();
+      const other = await encodeDirectory([{ name: "b", cid: file.cid, dagSize: 1 }], 0);
+      if (!other) throw new Error("a one-entry directory is never sharded");
+      await expect(content.putBlock(other.cid, dir.bytes, {})).rejects.toThrow();
+      expect(await content.hasBlock(other.cid, {})).toBe(false);
     });
 
     it("streams a multi-MB file in chunks, cats it whole and by range", async () => {
@@ -123,7 +170,7 @@ export function describeContentConformance(
       expect(await content.hasBlock(added.cid, {})).toBe(true);
       expect(Buffer.compare(await readAll(content.cat(added.cid, {})), bytes)).toBe(0);
       expect(await pins.getPin(added.cid, {})).toBeUndefined();
-      expect((await pinned(pins)).has(added.cid.toString())).toBe(false);
+      expect((await pinned(pins)).has(added.cid.toV1().toString())).toBe(false);
 
       const dag = await content.putDag(
         { unpinned: randomBytes(8).toString("hex") },

@@ -78,6 +78,14 @@ export class InvalidDagValueError extends NonRetryableError {
   override name = "InvalidDagValueError";
 }
 
+/**
+ * The backend cannot build a DAG the way the caller asked (e.g. helia's rabin chunker cuts
+ * other chunks than Kubo's): refused before anything is stored, never a different CID.
+ */
+export class UnsupportedImportError extends NonRetryableError {
+  override name = "UnsupportedImportError";
+}
+
 /** A connection string that cannot be parsed or names no known backend kind; stops start-up. */
 export class InvalidConnectionStringError extends NonRetryableError {
   override name = "InvalidConnectionStringError";
@@ -131,7 +139,8 @@ export type BackendError =
   | BackendAbortedError
   | ContentUnavailableError
   | BackendRequestError
-  | InvalidDagValueError;
+  | InvalidDagValueError
+  | UnsupportedImportError;
 
 export function isBackendError(error: unknown): error is BackendError {
   return (
@@ -140,6 +149,7 @@ export function isBackendError(error: unknown): error is BackendError {
     error instanceof BackendAbortedError ||
     error instanceof ContentUnavailableError ||
     error instanceof BackendRequestError ||
-    error instanceof InvalidDagValueError
+    error instanceof InvalidDagValueError ||
+    error instanceof UnsupportedImportError
   );
 }

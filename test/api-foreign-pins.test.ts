@@ -73,16 +73,18 @@ describe("uploads on a shared node never remove a foreign pin", () => {
       (k) => CID.parse(k).toV1().toString(),
     );
   };
-  /** Another user of the daemon adds and pins `bytes` (the layout Quasar's uploads use). */
+  /**
+   * Another user of the daemon adds `bytes` (Kubo's add defaults, as Quasar's uploads) and
+   * pins the CIDv1 spelling Quasar keys: on Kubo a Qm… pin is a separate pin of the same
+   * blocks, which Quasar neither adopts nor touches (test/reconciler-kubo.test.ts).
+   */
   const pinForeign = async (bytes: Uint8Array): Promise<string> => {
-    const answer = await daemon.rpc(
-      "add",
-      { "cid-version": "1", "raw-leaves": "true", pin: "true" },
-      { field: "file", bytes },
-    );
-    return CID.parse((JSON.parse(answer) as { Hash: string }).Hash)
+    const answer = await daemon.rpc("add", { pin: "false" }, { field: "file", bytes });
+    const cid = CID.parse((JSON.parse(answer) as { Hash: string }).Hash)
       .toV1()
       .toString();
+    await daemon.rpc("pin/add", { arg: cid });
+    return cid;
   };
   const upload = (bytes: Uint8Array) => {
     const form = new FormData();
@@ -143,10 +145,17 @@ describe("uploads on a shared node never remove a foreign pin", () => {
 
     const adopted = await upload(foreignBytes);
     expect(adopted.status).toBe(201);
-    expect(await adopted.text()).toBe(foreign);
+    // Answered as Kubo spells it (CIDv0); ledger and pins are keyed by the CIDv1.
+    expect(
+      CID.parse(await adopted.text())
+        .toV1()
+        .toString(),
+    ).toBe(foreign);
     const own = await upload(oursBytes);
     expect(own.status).toBe(201);
-    const ours = await own.text();
+    const ours = CID.parse(await own.text())
+      .toV1()
+      .toString();
     const uploadedAt = Date.now();
 
     expect(await ledgerRow(foreign)).toEqual({ status: "pinned", owned: false });

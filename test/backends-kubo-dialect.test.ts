@@ -151,12 +151,15 @@ describe("Kubo RPC dialect", () => {
       yield new TextEncoder().encode("hello world!");
     }
     const added = await backend.content.addFile(content(), { name: QUASAR_PIN_NAME });
-    expect(added).toEqual({ cid: CID.parse(missing), size: 12 });
+    expect(added).toEqual({ cid: CID.parse(missing), size: 12, dagSize: 12 });
     const call = requests.find((url) => url.pathname === "/api/v0/add");
     expect(call?.searchParams.get("pin")).toBe("true");
     expect(call?.searchParams.get("pin-name")).toBe(QUASAR_PIN_NAME);
-    expect(call?.searchParams.get("cid-version")).toBe("1");
-    expect(call?.searchParams.get("raw-leaves")).toBe("true");
+    // Kubo's own add defaults, spelt out: the CID must not depend on the daemon's config.
+    expect(call?.searchParams.get("cid-version")).toBe("0");
+    expect(call?.searchParams.get("raw-leaves")).toBe("false");
+    expect(call?.searchParams.get("chunker")).toBe("size-262144");
+    expect(call?.searchParams.get("hash")).toBe("sha2-256");
     expect(requests.some((url) => url.pathname === "/api/v0/pin/add")).toBe(false);
   });
 
@@ -166,7 +169,7 @@ describe("Kubo RPC dialect", () => {
       yield new TextEncoder().encode("hello world!");
     }
     const added = await backend.content.addFile(content(), { name: QUASAR_PIN_NAME, pin: false });
-    expect(added).toEqual({ cid: CID.parse(missing), size: 12 });
+    expect(added).toEqual({ cid: CID.parse(missing), size: 12, dagSize: 12 });
     const call = requests.find((url) => url.pathname === "/api/v0/add");
     expect(call?.searchParams.get("pin")).toBe("false");
     expect(call?.searchParams.has("pin-name")).toBe(false);

@@ -6,6 +6,7 @@ import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KUBO_ADD_DEFAULTS } from "@/backends/add-options.js";
 import {
   BackendStreamError,
   BackendUnavailableError,
@@ -39,7 +40,13 @@ describe("a stream that fails after its 200 header throws instead of truncating"
     async function* content() {
       yield bytes;
     }
-    broken = (await backend.content.addFile(content(), { name: QUASAR_PIN_NAME })).cid;
+    // Raw leaves (Kubo's `--raw-leaves`), so the last leaf's CID can be computed below.
+    broken = (
+      await backend.content.addFile(content(), {
+        name: QUASAR_PIN_NAME,
+        unixfs: { ...KUBO_ADD_DEFAULTS, cidVersion: 1, rawLeaves: true },
+      })
+    ).cid;
     await backend.pins.unpin(broken, {});
     // raw leaves: the last leaf's CID is the raw CID of the last 256 KiB
     last = CID.createV1(

@@ -218,7 +218,7 @@ describe("two processes opening one fresh networked helia directory at once", ()
 });
 
 // Uploads land on the first backend and are copied to the others by CID, so every backend
-// must cut the same bytes into the same DAG: Kubo's `add --cid-version=1 --raw-leaves`
+// must cut the same bytes into the same DAG: Kubo's default `add` (CIDv0, dag-pb leaves)
 // (256 KiB chunks, balanced, 174 links per node). helia's own defaults (1 MiB, 1024 links)
 // would give other CIDs for any file over 256 KiB.
 describe("embedded helia stores files in Kubo's layout", () => {
@@ -273,11 +273,8 @@ describe("embedded helia stores files in Kubo's layout", () => {
     const reference = await importFile(
       { content: bytes },
       { put: async (cid: CID) => cid },
-      {
-        profile: "unixfs-v0-2015",
-        cidVersion: 1,
-        rawLeaves: true,
-      },
+      // Kubo's add defaults: CIDv0, dag-pb leaves.
+      { profile: "unixfs-v0-2015" },
     );
     const added = await helia.content.addFile(pieces(bytes, 65_536), { name: QUASAR_PIN_NAME });
     expect(added.cid.toString()).toBe(reference.cid.toString());
@@ -310,7 +307,7 @@ describe("embedded helia pins what was asked, whatever the block's other pins", 
   });
 
   it("pins a CID whose block is already inside another pin's DAG", async () => {
-    // One 256 KiB chunk with raw leaves is a single raw block: the leaf of the larger file.
+    // A file of one 256 KiB chunk is a single leaf block: the first leaf of the larger file.
     const outer = await backend.content.addFile(file(chunk(1), chunk(2)), {
       name: QUASAR_PIN_NAME,
     });
@@ -323,8 +320,8 @@ describe("embedded helia pins what was asked, whatever the block's other pins", 
     await backend.pins.pin(inner.cid, { name: QUASAR_PIN_NAME });
     expect(await backend.pins.getPin(inner.cid, {})).toBeDefined();
     const listed = new Set<string>();
-    for await (const pin of backend.pins.listPins({})) listed.add(pin.cid.toString());
-    expect(listed.has(inner.cid.toString())).toBe(true);
+    for await (const pin of backend.pins.listPins({})) listed.add(pin.cid.toV1().toString());
+    expect(listed.has(inner.cid.toV1().toString())).toBe(true);
   });
 
   it("completes a pin whose earlier add was cut short after its first block", async () => {

@@ -42,7 +42,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
 
   it("copies an upload to the backend that cannot fetch it, then releases both pins when the TTL runs out", async () => {
     const { cid } = await a.content.addFile(bytes("hello quasar"), { name: "quasar" });
-    const text = cid.toString();
+    const text = cid.toV1().toString();
     // What the API does on upload: pin on one backend, record ownership and the optimistic pin.
     await f.db
       .transaction()
@@ -83,7 +83,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
   it("adopts a desired foreign pin, never unpins it, and leaves undesired foreign pins alone", async () => {
     const foreign = await a.content.addFile(bytes("someone else's"), { name: "someone-else" });
     const other = await a.content.addFile(bytes("not ours, not desired"), { name: "someone-else" });
-    const text = foreign.cid.toString();
+    const text = foreign.cid.toV1().toString();
     await f.want(text);
     expect(
       await f.until(
@@ -101,7 +101,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
     await f.reconciler.waitIdle();
     expect(await pinnedOn(a, foreign.cid)).toBe(true);
     expect(await pinnedOn(a, other.cid)).toBe(true);
-    expect(await f.row(a, other.cid.toString())).toBeUndefined();
+    expect(await f.row(a, other.cid.toV1().toString())).toBeUndefined();
     const decisions = await f.ledger
       .selectFrom("reconcile_log")
       .select("decision")
@@ -114,7 +114,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
 
   it("re-pins content unpinned by hand on the next sweep", async () => {
     const { cid } = await a.content.addFile(bytes("drift"), { name: "quasar" });
-    await f.want(cid.toString());
+    await f.want(cid.toV1().toString());
     expect(await f.until(() => pinnedOn(b, cid))).toBe(true);
     await b.pins.unpin(cid, {});
     expect(await pinnedOn(b, cid)).toBe(false);
@@ -124,7 +124,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
     const log = await f.ledger
       .selectFrom("reconcile_log")
       .select(["decision", "reason"])
-      .where("cid", "=", cid.toString())
+      .where("cid", "=", cid.toV1().toString())
       .where("backend_id", "=", b.id)
       .execute();
     expect(
@@ -162,7 +162,7 @@ describe("engine on two embedded helia backends with the real desired store", ()
 
     // New work still goes through while the failed CID waits.
     const { cid } = await a.content.addFile(bytes("new work"), { name: "quasar" });
-    await f.want(cid.toString());
+    await f.want(cid.toV1().toString());
     expect(await f.until(() => pinnedOn(b, cid))).toBe(true);
   });
 });

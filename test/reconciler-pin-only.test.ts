@@ -40,7 +40,7 @@ describe("engine with a pin-only backend beside a content backend", () => {
 
   it("never tries a CAR copy to or from it, and keeps converging the content backend", async () => {
     const { cid } = await a.content.addFile(bytes(`pin only ${Date.now()}`), { name: "quasar" });
-    const text = cid.toString();
+    const text = cid.toV1().toString();
     await f.db
       .transaction()
       .execute((trx) =>

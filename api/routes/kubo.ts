@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { CID } from "multiformats/cid";
+import { parseKuboAddParams } from "@/backends/add-options.js";
 import { readAllLimited } from "../body.js";
 import {
   backendHolding,
@@ -11,7 +12,8 @@ import {
 } from "../content.js";
 import type { ApiCommon } from "../context.js";
 import { KUBO_MOUNT } from "../error-format.js";
-import { MissingFileError } from "../errors.js";
+import { InvalidArgumentError, MissingFileError } from "../errors.js";
+import { addKuboEntries } from "../kubo-add.js";
 import { multipartBoundary, parseMultipart } from "../multipart.js";
 import {
   kuboAddQuery,
@@ -20,7 +22,7 @@ import {
   kuboDagPutQuery,
   parseInput,
 } from "../schemas.js";
-import { addMultipartUpload, KUBO_FILE_FIELDS, putDagUpload } from "../upload.js";
+import { KUBO_FILE_FIELDS, putDagUpload } from "../upload.js";
 import { type ApiApp, authenticateUpload, queryOf, requestSignal } from "./shared.js";
 
 /**
@@ -44,11 +46,11 @@ export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
   registry.registerPath({
     method: "post",
     path: `${base}/add`,
-    summary: "Kubo add: upload one file (field `file`)",
+    summary: "Kubo add: files and directories (`ipfs add -r` multipart), Kubo's CIDs",
     request: { query: kuboAddQuery },
     responses: {
       200: {
-        description: "One NDJSON line",
+        description: "One NDJSON line per file and directory",
         content: {
           "application/json": {
             schema: z.object({ Name: z.string(), Hash: z.string(), Size: z.string() }),
@@ -60,15 +62,17 @@ export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
   });
   app.post(`${base}/add`, async (c) => {
     const caller = authenticateUpload(c, common);
-    parseInput(kuboAddQuery, queryOf(c), "query");
-    const stored = await addMultipartUpload(common, c.req.raw, {
-      fields: KUBO_FILE_FIELDS,
+    const raw = queryOf(c);
+    parseInput(kuboAddQuery, raw, "query");
+    const params = parseKuboAddParams(raw);
+    if (!params.ok) throw new InvalidArgumentError(params.message);
+    const lines = await addKuboEntries(common, c.req.raw, {
+      params: params.value,
       uploader: caller.keyId,
       signal: requestSignal(c),
     });
-    const hash = stored.cid.toV1().toString();
-    const line = `${JSON.stringify({ Name: hash, Hash: hash, Size: String(stored.size) })}\n`;
-    return c.body(line, 200, { "content-type": "application/json", "x-chunked-output": "1" });
+    const body = lines.map((line) => `${JSON.stringify(line)}\n`).join("");
+    return c.body(body, 200, { "content-type": "application/json", "x-chunked-output": "1" });
   });
 
   registry.registerPath({

@@ -60,7 +60,8 @@ export function registerQuasarRoutes(app: ApiApp, common: ApiCommon): void {
       uploader: caller.keyId,
       signal: requestSignal(c),
     });
-    return c.text(stored.cid.toV1().toString(), 201);
+    // The CID as the backend built it: CIDv0 (Qm…) for Kubo's defaults, as the original answered.
+    return c.text(stored.cid.toString(), 201);
   });
 
   registry.registerPath({

@@ -1,24 +1,37 @@
-import { unixfs } from "@helia/unixfs";
 import { CarBlockIterator } from "@ipld/car/iterator";
 import { CarWriter } from "@ipld/car/writer";
 import * as dagCbor from "@ipld/dag-cbor";
 import * as dagJson from "@ipld/dag-json";
 import type { Helia } from "helia";
+import { importByteStream } from "ipfs-unixfs-importer";
 import { equals } from "multiformats/bytes";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
+import { KUBO_ADD_DEFAULTS } from "../add-options.js";
 import type { AddResult, ContentBackend, DagNode } from "../content-backend.js";
-import { BackendRequestError, InvalidDagValueError, isBackendError } from "../errors.js";
+import {
+  BackendRequestError,
+  InvalidDagValueError,
+  isBackendError,
+  UnsupportedImportError,
+} from "../errors.js";
 import { toIpld } from "../ipld-json.js";
 import { resolveDagPath } from "./dag-path.js";
 import { type HeliaNode, messageOf } from "./node.js";
 import { pinWithName } from "./pins.js";
-import { pooledRawLeaves } from "./raw-leaves.js";
+import { pooledLeaves } from "./pooled-leaves.js";
 import { readUnixfsFile } from "./unixfs-read.js";
 import { safeWalker } from "./walker.js";
 
 /** Leaves hashed and written at once during an import (the importer's default is 10). */
 const BLOCK_WRITE_CONCURRENCY = 8;
+
+/** `only-hash`: the importer computes every CID and the blocks go nowhere. */
+const DISCARDING_BLOCKSTORE = {
+  async put(cid: CID): Promise<CID> {
+    return cid;
+  },
+};
 
 /** The content role of an embedded helia node: its blockstore, read and written directly. */
 export function createHeliaContent(node: HeliaNode): ContentBackend {
@@ -100,6 +113,14 @@ export function createHeliaContent(node: HeliaNode): ContentBackend {
 
     async addFile(content, options) {
       const helia = await ready();
+      const unixfsOptions = options.unixfs ?? KUBO_ADD_DEFAULTS;
+      const { chunker } = unixfsOptions;
+      if (chunker.kind === "rabin") {
+        // Measured: the importer's rabin (rabin-wasm) cuts other chunks than Kubo's Go rabin.
+        throw new UnsupportedImportError(
+          "the rabin chunker is not supported on a helia backend: its chunks differ from Kubo's, so the CID would too; use size-<bytes> or a Kubo backend",
+        );
+      }
       let size = 0;
       let sourceError: { error: unknown } | undefined;
       async function* counted(): AsyncGenerator<Uint8Array> {
@@ -114,28 +135,48 @@ export function createHeliaContent(node: HeliaNode): ContentBackend {
         }
       }
       try {
-        // Kubo's `add --cid-version=1` layout (256 KiB chunks, 174 links, raw leaves), so the
-        // same bytes get the same CID on every backend. @helia/unixfs spreads its own defaults
-        // (1 MiB chunks, 1024 links) under these options, and an explicit chunker or layout
-        // wins over the profile's: so the chunker below cuts 256 KiB, and `layout` is given as
-        // undefined (not omitted) so the importer falls back to the profile's 174 links.
-        const leaves = pooledRawLeaves(options.signal);
-        const cid = await unixfs(helia).addByteStream(counted(), {
-          profile: "unixfs-v0-2015",
-          cidVersion: 1,
-          rawLeaves: true,
-          signal: options.signal,
-          layout: undefined,
-          chunker: leaves.chunker,
-          bufferImporter: leaves.bufferImporter,
-          blockWriteConcurrency: BLOCK_WRITE_CONCURRENCY,
-        });
-        if (options.pin !== false) await pinWithName(helia, cid, options);
-        return { cid, size } satisfies AddResult;
+        // Kubo's layout for the same options (unixfs-v0-2015: 174 links per node, links
+        // first), so the same bytes get the same CID as Kubo's `add` on every backend. The
+        // importer is called directly (not through @helia/unixfs, whose own defaults of 1 MiB
+        // chunks and 1024 links sit under the options) for the DAG size Kubo answers and for
+        // `only-hash`. The chunker and leaf writer reuse their buffers (see pooledLeaves).
+        const leaves = pooledLeaves(unixfsOptions, chunker.size, options.signal);
+        const imported = await importByteStream(
+          counted(),
+          unixfsOptions.onlyHash ? DISCARDING_BLOCKSTORE : helia.blockstore,
+          {
+            profile: "unixfs-v0-2015",
+            cidVersion: unixfsOptions.cidVersion,
+            rawLeaves: unixfsOptions.rawLeaves,
+            chunker: leaves.chunker,
+            bufferImporter: leaves.bufferImporter,
+            blockWriteConcurrency: BLOCK_WRITE_CONCURRENCY,
+          },
+        );
+        const cid = imported.cid;
+        if (options.pin !== false && !unixfsOptions.onlyHash)
+          await pinWithName(helia, cid, options);
+        return { cid, size, dagSize: Number(imported.size) } satisfies AddResult;
       } catch (error) {
         // The upload's own failure (cut off, over a limit) is the caller's, unchanged.
         if (sourceError) throw sourceError.error;
         return fail("addFile", error, undefined, options.signal);
+      }
+    },
+
+    async putBlock(cid, bytes, options) {
+      const helia = await ready();
+      if (!(await matchesHash(helia, cid, bytes))) {
+        throw new BackendRequestError(
+          label,
+          "putBlock",
+          `the bytes do not hash to ${cid.toString()}`,
+        );
+      }
+      try {
+        await helia.blockstore.put(cid, bytes, { signal: options.signal });
+      } catch (error) {
+        fail("putBlock", error, cid, options.signal);
       }
     },
 

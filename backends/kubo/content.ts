@@ -1,5 +1,7 @@
 import * as dagJson from "@ipld/dag-json";
+import { equals } from "multiformats/bytes";
 import { CID } from "multiformats/cid";
+import { KUBO_ADD_DEFAULTS, kuboAddArgs } from "../add-options.js";
 import type { AddResult, ContentBackend } from "../content-backend.js";
 import { BackendRequestError, InvalidDagValueError } from "../errors.js";
 import { toIpld } from "../ipld-json.js";
@@ -97,30 +99,60 @@ export function createKuboContent(client: KuboClient, pins: PinBackend): Content
         }
       }
       // A failure of `content` itself reaches the caller unchanged (the transport passes it through).
+      const unixfsOptions = options.unixfs ?? KUBO_ADD_DEFAULTS;
+      const pinHere = pinNow && !unixfsOptions.onlyHash;
       let cid: CID | undefined;
+      let dagSize = 0;
       try {
         const body = await client.call("add", {
           args: {
-            "cid-version": 1,
-            "raw-leaves": true,
-            "cid-base": "base32",
+            ...kuboAddArgs(unixfsOptions),
             progress: false,
             // js-ipfs cannot name a pin on add: add unpinned, then pin with the name.
-            pin: pinNow && current === "kubo",
-            ...(pinNow && current === "kubo" ? { "pin-name": options.name } : {}),
+            pin: pinHere && current === "kubo",
+            ...(pinHere && current === "kubo" ? { "pin-name": options.name } : {}),
           },
           body: counted(),
           signal: options.signal,
         });
         for await (const line of ndjson(body, (message) => new RpcDaemonError(500, message))) {
-          if (isRecord(line) && typeof line.Hash === "string") cid = CID.parse(line.Hash).toV1();
+          if (isRecord(line) && typeof line.Hash === "string") {
+            // The CID as the daemon built it (CIDv0 for Kubo's defaults).
+            cid = CID.parse(line.Hash);
+            dagSize = typeof line.Size === "string" ? Number(line.Size) : 0;
+          }
         }
       } catch (error) {
         fail("addFile", error);
       }
       if (!cid) throw new BackendRequestError(label, "addFile", "the daemon's answer named no CID");
-      if (pinNow && current !== "kubo") await pins.pin(cid, options);
-      return { cid, size } satisfies AddResult;
+      if (pinHere && current !== "kubo") await pins.pin(cid, options);
+      return { cid, size, dagSize } satisfies AddResult;
+    },
+
+    async putBlock(cid, bytes, options) {
+      let key: CID | undefined;
+      try {
+        const body = await client.call("block/put", {
+          args: { "cid-codec": codecName(cid.code), mhtype: "sha2-256", pin: false },
+          body: (async function* () {
+            yield bytes;
+          })(),
+          signal: options.signal,
+        });
+        const answer = await readJson(body);
+        if (isRecord(answer) && typeof answer.Key === "string") key = CID.parse(answer.Key);
+      } catch (error) {
+        fail("putBlock", error);
+      }
+      // Blocks are keyed by multihash: the daemon's CID spelling may differ, its hash may not.
+      if (!key || !equals(key.multihash.bytes, cid.multihash.bytes)) {
+        throw new BackendRequestError(
+          label,
+          "putBlock",
+          `the daemon stored the block as ${key?.toString() ?? "nothing"}, expected ${cid.toString()}`,
+        );
+      }
     },
 
     async putDag(value, options) {
@@ -195,4 +227,12 @@ export function createKuboContent(client: KuboClient, pins: PinBackend): Content
       }
     },
   };
+}
+
+function codecName(code: number): string {
+  if (code === 0x70) return "dag-pb";
+  if (code === 0x55) return "raw";
+  if (code === 0x71) return "dag-cbor";
+  if (code === 0x0129) return "dag-json";
+  throw new TypeError(`no codec name for 0x${code.toString(16)}`);
 }
