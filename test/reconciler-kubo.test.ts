@@ -41,6 +41,36 @@ const manyBlocks = (daemon: KuboDaemon, mib: number) =>
     "cid-version": "1",
   });
 
+/**
+ * Makes the daemon slow for real, whatever the machine: it runs 40 ms in every 160 ms
+ * (SIGSTOP/SIGCONT), never stopped long enough for a 1 s inactivity timeout to miss Kubo's
+ * 500 ms progress reports. A fast machine walks a test DAG in about a second, too quickly to
+ * catch a pin mid-way. Returns the function that ends the throttle (the daemon left running).
+ */
+function throttle(pid: number): () => Promise<void> {
+  let running = true;
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name);
+    } catch {
+      // the daemon is gone (killed by the test): nothing to throttle
+    }
+  };
+  const loop = (async () => {
+    while (running) {
+      signal("SIGSTOP");
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      signal("SIGCONT");
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    signal("SIGCONT");
+  };
+}
+
 async function pinType(daemon: KuboDaemon, cid: CID): Promise<string | undefined> {
   try {
     const answer = JSON.parse(
@@ -204,12 +234,18 @@ describe("Kubo's pin progress and the inactivity timeout", () => {
     );
 
   it("does not cut a pin that runs longer than the timeout while Kubo reports progress", async () => {
-    // Progress comes from Kubo itself: pinning walks ~16,000 local 1 KiB blocks, which takes
-    // it seconds, and `pin/add?progress=true` reports the count every 500 ms.
-    const cid = await manyBlocks(daemon, 16);
+    // Progress comes from Kubo itself: pinning walks ~32,000 local 1 KiB blocks and
+    // `pin/add?progress=true` reports the count every 500 ms; the daemon is throttled so the
+    // walk outlasts the timeout on any machine.
+    const cid = await manyBlocks(daemon, 32);
+    const release = throttle(daemon.pid() as number);
     let reports = 0;
     const started = performance.now();
-    await pinWithTimeout(cid, () => reports++);
+    try {
+      await pinWithTimeout(cid, () => reports++);
+    } finally {
+      await release();
+    }
     const elapsed = performance.now() - started;
     // Only a pin that outlasted the timeout shows anything.
     expect(elapsed).toBeGreaterThan(2 * TIMEOUT_MS);
@@ -220,20 +256,26 @@ describe("Kubo's pin progress and the inactivity timeout", () => {
   it("cuts a pin when Kubo stops reporting progress (the daemon frozen mid-pin)", async () => {
     // Offline Kubo refuses content it lacks at once (no stall to time out), so the stall is
     // made real: the daemon is frozen with SIGSTOP after its first progress report.
-    const cid = await manyBlocks(daemon, 16);
+    const cid = await manyBlocks(daemon, 32);
     const pid = daemon.pid() as number;
+    // Throttled, so the first report comes while the walk is far from done.
+    const release = throttle(pid);
     let frozen = false;
-    const started = performance.now();
+    let started = performance.now();
     const failure = await pinWithTimeout(cid, () => {
       if (!frozen) {
         frozen = true;
-        process.kill(pid, "SIGSTOP");
+        void release().then(() => {
+          process.kill(pid, "SIGSTOP");
+          started = performance.now();
+        });
       }
     }).then(
       () => undefined,
       (error: unknown) => error,
     );
     const elapsed = performance.now() - started;
+    await release();
     process.kill(pid, "SIGCONT");
     expect(frozen).toBe(true);
     expect(failure).toBeInstanceOf(PinInactivityError);
@@ -292,14 +334,17 @@ describe("a Kubo daemon that goes away mid-stream or mid-pin", () => {
   });
 
   it("a daemon killed mid-pin: the pin goes back to the queue and is made once Kubo is back", async () => {
-    const cid = await manyBlocks(daemon, 16);
+    const cid = await manyBlocks(daemon, 32);
     const text = cid.toV1().toString();
+    // Throttled: walking ~32,000 blocks then takes Kubo seconds on any machine.
+    const release = throttle(daemon.pid() as number);
     await f.want(text);
     expect(await f.until(async () => (await f.row(kubo, text))?.status === "pinning", 10_000)).toBe(
       true,
     );
-    // Walking ~16,000 blocks takes Kubo seconds: 700 ms in, the pin is under way.
+    // 700 ms in, the pin is under way.
     await new Promise((resolve) => setTimeout(resolve, 700));
+    await release();
     await daemon.kill();
     expect(await kubo.pins.getPin(cid, {}).catch((error: unknown) => error)).toBeInstanceOf(
       BackendUnavailableError,
