@@ -1,19 +1,5 @@
 import { type Kysely, sql } from "kysely";
-
-/**
- * The backend_health table: each backend's health as the reconciler last reported it. The
- * reconciler is its only writer; `quasar status` reads it.
- */
-export type BackendHealthTable = {
-  backend_id: string;
-  label: string;
-  up: boolean;
-  last_error: string | null;
-  since: Date;
-  reported_at: Date;
-};
-
-export type BackendHealthTables = { backend_health: BackendHealthTable };
+import type { Database } from "./database.js";
 
 export type BackendHealthRecord = {
   backendId: string;
@@ -26,8 +12,8 @@ export type BackendHealthRecord = {
 };
 
 /** Upserts every backend's health, stamped with the database clock. */
-export async function recordBackendHealth<DB>(
-  db: Kysely<DB>,
+export async function recordBackendHealth(
+  db: Kysely<Database>,
   schema: string,
   records: readonly BackendHealthRecord[],
 ): Promise<void> {
@@ -57,8 +43,8 @@ export async function recordBackendHealth<DB>(
 }
 
 /** Every backend's last report, with its age in seconds by the database clock. */
-export async function readBackendHealth<DB>(
-  db: Kysely<DB>,
+export async function readBackendHealth(
+  db: Kysely<Database>,
   schema: string,
 ): Promise<(BackendHealthRecord & { reportAgeSeconds: number })[]> {
   const rows = await healthDb(db, schema)
@@ -84,6 +70,6 @@ export async function readBackendHealth<DB>(
 }
 
 /** Any database over the shared Postgres, scoped to the reconciler schema that holds the table. */
-function healthDb<DB>(db: Kysely<DB>, schema: string): Kysely<BackendHealthTables> {
-  return (db as unknown as Kysely<BackendHealthTables>).withSchema(schema);
+function healthDb(db: Kysely<Database>, schema: string): Kysely<Database> {
+  return db.withSchema(schema);
 }

@@ -1,3 +1,4 @@
+import type { BackendHealthTables } from "./backend-health-tables.js";
 import type { DesiredTables } from "./desired/tables.js";
 import type { LedgerTables } from "./ledger/tables.js";
 import type { IndexerTables } from "./read-model/tables.js";
@@ -17,6 +18,6 @@ export type Database = IndexerTables & QuasarTables;
  * Quasar's own schema: the desired set and its inputs (uploads, off-chain registrations,
  * folded chain state) and the per-backend pin ledger with its reconcile log.
  */
-export type QuasarTables = DesiredTables & LedgerTables;
+export type QuasarTables = DesiredTables & LedgerTables & BackendHealthTables;
 
 export type { DesiredTables, IndexerTables, LedgerTables };

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
@@ -6,8 +6,16 @@ import { describeError } from "@/core/errors.js";
 import { recordBackendHealth } from "@/db/backend-health.js";
 import type { Database } from "@/db/database.js";
 import type { DesiredChange, DesiredStore } from "@/db/desired/index.js";
+import {
+  dueCount,
+  inFlightRows,
+  ownershipRowsOf,
+  rowsByCid,
+  statusCounts,
+  underReplicated,
+  underReplicatedCount,
+} from "@/db/ledger/engine-reads.js";
 import { applyChanges, type LedgerChange, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
-import { IN_FLIGHT_STATUSES, WANTED_STATUSES } from "@/db/ledger/pin-status.js";
 import { queueDepths } from "@/db/ledger/queue.js";
 import { diffPins } from "../diff.js";
 import {
@@ -207,15 +215,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     const cids = unwantedCids(changes);
     if (cids.length === 0) return changes;
     const mayHold = new Set<string>();
-    for (let i = 0; i < cids.length; i += 5_000) {
-      const rows = await db
-        .selectFrom("pin_ledger")
-        .select(["backend_id", "cid", "owned", "status"])
-        .where("cid", "=", sql<string>`any(${cids.slice(i, i + 5_000)}::text[])`)
-        .execute();
-      for (const row of rows)
-        if (mayHoldQuasarPin(row)) mayHold.add(`${row.backend_id} ${row.cid}`);
-    }
+    for (const row of await ownershipRowsOf(db, cids))
+      if (mayHoldQuasarPin(row)) mayHold.add(`${row.backend_id} ${row.cid}`);
     return decideRelease(changes, (backendId, cid) => mayHold.has(`${backendId} ${cid}`));
   }
 
@@ -285,15 +286,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     return { backendId: backend.id, listed, requeued, unwanted };
   }
 
-  async function rowsOf(backendId: string, cids: string[]): Promise<Map<string, LedgerRow>> {
-    const rows = await db
-      .selectFrom("pin_ledger")
-      .selectAll()
-      .where("backend_id", "=", backendId)
-      .where("cid", "=", sql<string>`any(${cids}::text[])`)
-      .execute();
-    return new Map(rows.map((r) => [r.cid, r]));
-  }
+  const rowsOf = (backendId: string, cids: string[]): Promise<Map<string, LedgerRow>> =>
+    rowsByCid(db, backendId, cids);
 
   async function sweepOnce(): Promise<SweepReport> {
     return exclusive(async () => {
@@ -338,12 +332,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
 
   /** Commands a crash left in flight go back to their queues; pin and unpin are idempotent. */
   async function recoverInFlight(): Promise<number> {
-    const rows = await db
-      .selectFrom("pin_ledger")
-      .select(["backend_id", "cid", "status"])
-      .where("status", "in", [...IN_FLIGHT_STATUSES])
-      .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
-      .execute();
+    const rows = await inFlightRows(db, backendIds);
     const changes = rows.map(decideRecoverInFlight);
     await apply(changes);
     if (rows.length > 0)
@@ -352,42 +341,17 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   }
 
   async function degradedCids(options: { limit?: number } = {}): Promise<DegradedCid[]> {
-    const rows = await db
-      .selectFrom("pin_ledger")
-      .select(["cid", sql<number>`count(*) filter (where status = 'pinned')::int`.as("replicas")])
-      .where("status", "in", [...WANTED_STATUSES])
-      .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
-      .groupBy("cid")
-      .having(sql<number>`count(*) filter (where status = 'pinned')`, "<", requiredReplicas)
-      .orderBy("cid")
-      .limit(options.limit ?? 1_000)
-      .execute();
+    const rows = await underReplicated(db, backendIds, requiredReplicas, options.limit ?? 1_000);
     return rows.map((r) => ({ cid: r.cid, replicas: r.replicas, required: requiredReplicas }));
   }
 
   async function refreshMetrics(): Promise<void> {
     const [depths, statuses, counts, lag, degraded] = await Promise.all([
       queueDepths(db),
-      db
-        .selectFrom("pin_ledger")
-        .select(["backend_id", "status", sql<number>`count(*)::int`.as("count")])
-        .groupBy(["backend_id", "status"])
-        .execute(),
+      statusCounts(db),
       desiredStore.counts(),
       desiredStore.lag(),
-      db
-        .selectFrom(
-          db
-            .selectFrom("pin_ledger")
-            .select("cid")
-            .where("status", "in", [...WANTED_STATUSES])
-            .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
-            .groupBy("cid")
-            .having(sql<number>`count(*) filter (where status = 'pinned')`, "<", requiredReplicas)
-            .as("d"),
-        )
-        .select(sql<number>`count(*)::int`.as("count"))
-        .executeTakeFirst(),
+      underReplicatedCount(db, backendIds, requiredReplicas),
     ]);
     const labelOf = new Map(backends.map((b) => [b.id, b.label]));
     metrics.queueDepth.reset();
@@ -401,7 +365,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       if (backend) metrics.pins.set({ backend, status: s.status }, s.count);
     }
     metrics.desired.set(counts.desired);
-    metrics.degraded.set(degraded?.count ?? 0);
+    metrics.degraded.set(degraded);
     for (const chain of lag) {
       metrics.lagBlocks.set(
         { chain: String(chain.chainId) },
@@ -495,18 +459,12 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       while (true) {
         options.signal?.throwIfAborted();
         if (workers.every((w) => w.isIdle() || !w.isUp())) {
-          const due = await db
-            .selectFrom("pin_ledger")
-            .select(sql<number>`count(*)::int`.as("count"))
-            .where("status", "in", ["queued", "unpin_queued", "pinning", "unpinning"])
-            .where("next_attempt_at", "<=", now())
-            .where(
-              "backend_id",
-              "=",
-              sql<string>`any(${workers.filter((w) => w.isUp()).map((w) => w.backend.id)}::text[])`,
-            )
-            .executeTakeFirst();
-          if ((due?.count ?? 0) === 0 && workers.every((w) => w.isIdle() || !w.isUp())) return;
+          const due = await dueCount(
+            db,
+            workers.filter((w) => w.isUp()).map((w) => w.backend.id),
+            now(),
+          );
+          if (due === 0 && workers.every((w) => w.isIdle() || !w.isUp())) return;
           for (const worker of workers) worker.wake();
         }
         if (Date.now() > deadline) throw new Error("reconciler did not become idle in time");

@@ -1,0 +1,123 @@
+import { type Kysely, sql } from "kysely";
+import type { Database } from "../database.js";
+import type { LedgerRow } from "./ledger.js";
+import { IN_FLIGHT_STATUSES, type PinStatus, WANTED_STATUSES } from "./pin-status.js";
+
+/**
+ * The reconciler engine's reads of the pin ledger. `db` is already scoped to the reconciler
+ * schema (ledgerDb). Each answers for the given backends only, so a ledger shared with
+ * backends this process does not drive is never acted on.
+ */
+
+/** Rows that decide whether Quasar may hold a pin of each of `cids` (in pages of 5,000). */
+export async function ownershipRowsOf(
+  db: Kysely<Database>,
+  cids: readonly string[],
+): Promise<{ backend_id: string; cid: string; owned: boolean; status: PinStatus }[]> {
+  const out: { backend_id: string; cid: string; owned: boolean; status: PinStatus }[] = [];
+  for (let i = 0; i < cids.length; i += 5_000) {
+    const rows = await db
+      .selectFrom("pin_ledger")
+      .select(["backend_id", "cid", "owned", "status"])
+      .where("cid", "=", sql<string>`any(${cids.slice(i, i + 5_000)}::text[])`)
+      .execute();
+    out.push(...rows);
+  }
+  return out;
+}
+
+/** One backend's rows for `cids`, by CID. */
+export async function rowsByCid(
+  db: Kysely<Database>,
+  backendId: string,
+  cids: readonly string[],
+): Promise<Map<string, LedgerRow>> {
+  const rows = await db
+    .selectFrom("pin_ledger")
+    .selectAll()
+    .where("backend_id", "=", backendId)
+    .where("cid", "=", sql<string>`any(${cids}::text[])`)
+    .execute();
+  return new Map(rows.map((r) => [r.cid, r]));
+}
+
+/** Commands a crash left in flight (pinning / unpinning) on these backends. */
+export function inFlightRows(
+  db: Kysely<Database>,
+  backendIds: readonly string[],
+): Promise<{ backend_id: string; cid: string; status: PinStatus }[]> {
+  return db
+    .selectFrom("pin_ledger")
+    .select(["backend_id", "cid", "status"])
+    .where("status", "in", [...IN_FLIGHT_STATUSES])
+    .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
+    .execute();
+}
+
+/** Wanted CIDs pinned on fewer than `required` of these backends, oldest CID first. */
+export async function underReplicated(
+  db: Kysely<Database>,
+  backendIds: readonly string[],
+  required: number,
+  limit: number,
+): Promise<{ cid: string; replicas: number }[]> {
+  return db
+    .selectFrom("pin_ledger")
+    .select(["cid", sql<number>`count(*) filter (where status = 'pinned')::int`.as("replicas")])
+    .where("status", "in", [...WANTED_STATUSES])
+    .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
+    .groupBy("cid")
+    .having(sql<number>`count(*) filter (where status = 'pinned')`, "<", required)
+    .orderBy("cid")
+    .limit(limit)
+    .execute();
+}
+
+/** How many wanted CIDs are pinned on fewer than `required` of these backends. */
+export async function underReplicatedCount(
+  db: Kysely<Database>,
+  backendIds: readonly string[],
+  required: number,
+): Promise<number> {
+  const row = await db
+    .selectFrom(
+      db
+        .selectFrom("pin_ledger")
+        .select("cid")
+        .where("status", "in", [...WANTED_STATUSES])
+        .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
+        .groupBy("cid")
+        .having(sql<number>`count(*) filter (where status = 'pinned')`, "<", required)
+        .as("d"),
+    )
+    .select(sql<number>`count(*)::int`.as("count"))
+    .executeTakeFirst();
+  return row?.count ?? 0;
+}
+
+/** Rows per (backend, status), for the pins gauge. */
+export function statusCounts(
+  db: Kysely<Database>,
+): Promise<{ backend_id: string; status: PinStatus; count: number }[]> {
+  return db
+    .selectFrom("pin_ledger")
+    .select(["backend_id", "status", sql<number>`count(*)::int`.as("count")])
+    .groupBy(["backend_id", "status"])
+    .execute();
+}
+
+/** Commands due now (queued or in flight) on these backends: zero when the engine is idle. */
+export async function dueCount(
+  db: Kysely<Database>,
+  backendIds: readonly string[],
+  now: Date,
+): Promise<number> {
+  const row = await db
+    .selectFrom("pin_ledger")
+    .select(sql<number>`count(*)::int`.as("count"))
+    .where("status", "in", ["queued", "unpin_queued", "pinning", "unpinning"])
+    .where("next_attempt_at", "<=", now)
+    .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
+    .executeTakeFirst();
+  return row?.count ?? 0;
+}
