@@ -170,7 +170,7 @@ describe("a backend that cannot be opened at start", () => {
     // daemon cannot fetch the content, so it is copied from helia as a CAR).
     daemon = await startIpfsDaemon({ port: kuboPort });
     expect(await until(async () => (await statusOn(kubo.id)) === "pinned", 60_000)).toBe(true);
-    expect(await kubo.pins.getPin(cid, {})).toMatchObject({ name: QUASAR_PIN_NAME });
+    expect(await kubo.pins.getPin(cid.toV1(), {})).toMatchObject({ name: QUASAR_PIN_NAME });
     const upMetrics = await metrics();
     expect(upGauge(upMetrics, kuboLabel)).toBe("1");
     expect(upMetrics).toMatch(/quasar_reconciler_ready 1/);
