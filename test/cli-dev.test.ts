@@ -193,7 +193,8 @@ describe("quasar dev", () => {
     const upload = await fetch(`${api}/api/v0/add`, { method: "POST", body: form });
     expect(upload.status).toBe(201);
     cid = (await upload.text()).trim();
-    expect(cid).toMatch(/^baf/);
+    // The original Quasar's answer (Kubo's defaults): a CIDv0, which the PinHash then records.
+    expect(cid).toMatch(/^Qm/);
 
     // Emit PinHash through the CLI from another "terminal": it finds the stack via .quasar/dev.env.
     const pin = spawn(NODE, [QUASAR, "contracts", "pin", cid], {
