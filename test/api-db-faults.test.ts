@@ -9,13 +9,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import { CID } from "multiformats/cid";
-import * as raw from "multiformats/codecs/raw";
-import { sha256 } from "multiformats/hashes/sha2";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningApi, runApi } from "@/api/main.js";
-import { parseBackends } from "@/backends/index.js";
+import { KUBO_ADD_DEFAULTS } from "@/backends/add-options.js";
+import { parseBackends, QUASAR_PIN_NAME, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
 import { type FreezableProxy, startProxy } from "./harness/freezable-proxy.js";
@@ -149,25 +147,34 @@ describe("PostgreSQL down or frozen under the API", () => {
     expect((await fetch(`${api.url}/api/v0/pins?limit=5`)).status).toBe(200);
     expect((await add(`after ${Date.now()}`)).status).toBe(201);
 
-    // The refused upload left no record and no pin (a small file is one raw block).
-    const cid = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(frozenText)));
-    const db = connectDatabase({ databaseUrl: TEST_DATABASE_URL });
-    try {
-      const rows = await sql<{ n: number }>`
-        select count(*)::int as n from ${sql.table(`${schema.schema}.optimistic_pin`)}
-        where cid = ${cid.toString()}`.execute(db);
-      expect(rows.rows[0]?.n).toBe(0);
-    } finally {
-      await db.destroy();
-    }
     controller.abort();
     await api.closed;
-    const [backend] = parseBackends([`helia://${dir}?offline=true`]);
-    if (!backend) throw new Error("no backend");
+    const [opened] = parseBackends([`helia://${dir}?offline=true`]);
+    if (!opened) throw new Error("no backend");
+    const backend = requireContent(opened, "hash the refused upload");
     await backend.open();
     try {
+      // The refused upload's CID, computed as the upload computed it (Kubo's defaults), and
+      // without storing anything: only-hash.
+      const { cid } = await backend.content.addFile(
+        (async function* () {
+          yield new TextEncoder().encode(frozenText);
+        })(),
+        { name: QUASAR_PIN_NAME, pin: false, unixfs: { ...KUBO_ADD_DEFAULTS, onlyHash: true } },
+      );
+      // No record (records are keyed by CIDv1) and no pin, under either spelling.
+      const db = connectDatabase({ databaseUrl: TEST_DATABASE_URL });
+      try {
+        const rows = await sql<{ n: number }>`
+          select count(*)::int as n from ${sql.table(`${schema.schema}.optimistic_pin`)}
+          where cid = ${cid.toV1().toString()}`.execute(db);
+        expect(rows.rows[0]?.n).toBe(0);
+      } finally {
+        await db.destroy();
+      }
       expect(await backend.pins.getPin(cid, {})).toBeUndefined();
-      expect(await backend.content!.hasBlock(cid, {})).toBe(true); // it was stored, only never pinned
+      expect(await backend.pins.getPin(cid.toV1(), {})).toBeUndefined();
+      expect(await backend.content.hasBlock(cid, {})).toBe(true); // it was stored, only never pinned
     } finally {
       await backend.close();
     }
