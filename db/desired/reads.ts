@@ -58,6 +58,7 @@ export async function countDesired(db: Kysely<Database>, schema: string): Promis
       eb.fn.countAll<bigint | string>().filterWhere("is_pending", "=", true).as("pending"),
       eb.fn.countAll<bigint | string>().filterWhere("is_optimistic", "=", true).as("optimistic"),
       eb.fn.countAll<bigint | string>().filterWhere("is_demoted", "=", true).as("demoted"),
+      eb.fn.countAll<bigint | string>().filterWhere("is_psa", "=", true).as("psa"),
     ])
     .executeTakeFirstOrThrow();
   return {
@@ -66,6 +67,7 @@ export async function countDesired(db: Kysely<Database>, schema: string): Promis
     pending: Number(row.pending),
     optimistic: Number(row.optimistic),
     demoted: Number(row.demoted),
+    psa: Number(row.psa),
   };
 }
 

@@ -5,6 +5,7 @@ import { reasonFromJson } from "@/core/desired/reasons.js";
 import { contractKey, insertAction, type RegistrationAction } from "@/core/desired/timeline.js";
 import type { ChainEvent, ChainProgress, Hex } from "@/src/events.js";
 import type { Database } from "../database.js";
+import { psaRequestCounts } from "../psa/counts.js";
 import { createReadModel, toChainEvent } from "../read-model/index.js";
 import { latestOptimisticExpiries } from "../uploads/record.js";
 import {
@@ -359,6 +360,7 @@ async function evaluateAffected(
       for (const ref of list) contracts.add(contractKey(ref.chainId, ref.contract));
     await timelinesFor(contracts);
     const optimistic = await latestOptimisticExpiries(params.trx, params.reconcilerSchema, cids);
+    const psa = await psaRequestCounts(params.trx, params.reconcilerSchema, cids);
     const stored = new Map(
       (
         await db
@@ -374,7 +376,12 @@ async function evaluateAffected(
     const upserts: DesiredRow[] = [];
     const removals: string[] = [];
     for (const cid of cids) {
-      const evaluation = evaluateCid(refs.get(cid) ?? [], optimistic.get(cid), context);
+      const evaluation = evaluateCid(
+        refs.get(cid) ?? [],
+        optimistic.get(cid),
+        context,
+        psa.get(cid) ?? 0,
+      );
       const decided = decideAnswer(cid, evaluation, stored.get(cid), overlay.tailRefs.has(cid));
       if (decided.remove) removals.push(cid);
       if (decided.upsert) upserts.push(decided.upsert);
@@ -418,6 +425,7 @@ async function writeRows(
         is_pending: eb.ref("excluded.is_pending"),
         is_optimistic: eb.ref("excluded.is_optimistic"),
         is_demoted: eb.ref("excluded.is_demoted"),
+        is_psa: eb.ref("excluded.is_psa"),
         uses_tail: eb.ref("excluded.uses_tail"),
         updated_at: eb.ref("excluded.updated_at"),
       })),

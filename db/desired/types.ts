@@ -25,7 +25,7 @@ export type DesiredChange = {
 
 /** Counts of desired CIDs, by reason kind (a CID with two kinds of reasons counts in both). */
 export type DesiredCounts = Record<
-  "desired" | "confirmed" | "pending" | "optimistic" | "demoted",
+  "desired" | "confirmed" | "pending" | "optimistic" | "demoted" | "psa",
   number
 >;
 

@@ -1,0 +1,17 @@
+import type { ColumnType } from "kysely";
+
+/** Row of psa_request (db/migrations/0006_psa.ts): one live Pinning Service API request. */
+export type PsaRequestTable = {
+  requestid: string;
+  key_id: string;
+  /** Normalised (CIDv1 base32): what the desired set and the ledger key on. */
+  cid: string;
+  /** The CID as the client sent it, answered back unchanged. */
+  cid_given: string;
+  name: string | null;
+  origins: ColumnType<string[], string, string>;
+  meta: ColumnType<Record<string, string>, string, string>;
+  created: ColumnType<Date, Date, Date>;
+};
+
+export type PsaTables = { psa_request: PsaRequestTable };
