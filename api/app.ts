@@ -65,7 +65,10 @@ export function createApp(options: CreateAppOptions): ApiApp {
     store: options.store,
     logger,
     metrics: options.metrics ?? createApiMetrics(),
-    keyring: createApiKeyring(config.QUASAR_API_KEYS),
+    keyring: createApiKeyring(config.QUASAR_API_KEYS, {
+      lookup: options.store.apiKeys,
+      now: options.now ?? Date.now,
+    }),
     admin: createAdminGuard(config.QUASAR_ADMIN_TOKEN),
     rateLimiter:
       options.rateLimiter ??
@@ -116,13 +119,13 @@ export function createApp(options: CreateAppOptions): ApiApp {
     }),
   );
 
-  const clientOf = (c: Context<ApiEnv>) => {
-    const keyId = common.keyring.identify(c.req.header("authorization"));
+  const clientOf = async (c: Context<ApiEnv>) => {
+    const keyId = await common.keyring.identify(c.req.header("authorization"));
     return keyId ? `key:${keyId}` : `ip:${clientAddress(c) ?? "unknown"}`;
   };
   const limit = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
     if (c.req.method === "OPTIONS") return next();
-    const client = clientOf(c);
+    const client = await clientOf(c);
     const decision = await common.rateLimiter.take(client, common.now());
     if (!decision.allowed) {
       common.metrics.rateLimited.inc();
@@ -136,7 +139,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
   const uploadSlots = createUploadSlots(config.QUASAR_MAX_UPLOADS_PER_CLIENT);
   const oneSlot = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
     if (c.req.method !== "POST") return next();
-    const release = uploadSlots.acquire(clientOf(c));
+    const release = uploadSlots.acquire(await clientOf(c));
     try {
       await next();
     } finally {

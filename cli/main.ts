@@ -5,6 +5,7 @@ import { registerAuditCommands } from "./commands/audit.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerContractsCommands } from "./commands/contracts.js";
 import { registerDevCommand } from "./commands/dev.js";
+import { registerKeysCommands } from "./commands/keys.js";
 import { registerStartCommands } from "./commands/start.js";
 import { registerStatusCommand } from "./commands/status.js";
 
@@ -35,6 +36,7 @@ registerStartCommands(program, shutdown.signal);
 registerStatusCommand(program, shutdown.signal);
 registerContractsCommands(program, shutdown.signal);
 registerConfigCommands(program);
+registerKeysCommands(program);
 registerAuditCommands(program, shutdown.signal);
 
 try {

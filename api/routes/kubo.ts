@@ -61,7 +61,7 @@ export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.post(`${base}/add`, async (c) => {
-    const caller = authenticateUpload(c, common);
+    const caller = await authenticateUpload(c, common);
     const raw = queryOf(c);
     parseInput(kuboAddQuery, raw, "query");
     const params = parseKuboAddParams(raw);
@@ -91,7 +91,7 @@ export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.post(`${base}/dag/put`, async (c) => {
-    const caller = authenticateUpload(c, common);
+    const caller = await authenticateUpload(c, common);
     const query = parseInput(kuboDagPutQuery, queryOf(c), "query");
     const signal = requestSignal(c);
     const boundary = multipartBoundary(c.req.header("content-type"));

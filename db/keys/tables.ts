@@ -13,7 +13,6 @@ export type ApiKeyTable = {
   created_at: ColumnType<Date, Date | undefined, Date>;
   last_used_at: Timestamp | null;
   revoked_at: Timestamp | null;
-  psa_requests: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
 };
 
 export type KeyTables = { api_key: ApiKeyTable };

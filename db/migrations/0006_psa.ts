@@ -7,6 +7,7 @@ import { type Kysely, type Migration, sql } from "kysely";
  *   stored (the secret is high-entropy, so a plain hash cannot be reversed); `id` is the key id
  *   shown in logs and upload records (`key-<12 hex>`, the same derivation as QUASAR_API_KEYS').
  *   A revoked key keeps its row (its requests and usage stay explainable).
+ * - `psa_usage`: each key's live requests and bytes.
  * - `psa_request`: one row per live request; deleting (or replacing) a request deletes its
  *   row. `created` is unique per key (the API spaces a key's requests by ≥ 1 ms) so paging by
  *   `before` never skips nor repeats. The `psa` reason of the desired set counts these rows.
@@ -28,8 +29,16 @@ async function up(db: AnyDb): Promise<void> {
     .addColumn("created_at", "timestamptz", (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn("last_used_at", "timestamptz")
     .addColumn("revoked_at", "timestamptz")
-    // Live Pinning Service API requests of this key, kept by the one writer (db/psa).
-    .addColumn("psa_requests", "bigint", (c) => c.notNull().defaultTo(0))
+    .execute();
+
+  // Each key's live requests and their known bytes, kept by db/psa (the one writer) in the
+  // request's own transaction: quotas and the unfiltered `count` read one row, not a million.
+  // Keyed by key id, so QUASAR_API_KEYS' bootstrap keys have usage too.
+  await db.schema
+    .createTable("psa_usage")
+    .addColumn("key_id", "text", (c) => c.primaryKey())
+    .addColumn("requests", "bigint", (c) => c.notNull().defaultTo(0))
+    .addColumn("bytes", "bigint", (c) => c.notNull().defaultTo(0))
     .execute();
 
   await db.schema
@@ -43,6 +52,8 @@ async function up(db: AnyDb): Promise<void> {
     .addColumn("origins", "jsonb", (c) => c.notNull().defaultTo(sql`'[]'::jsonb`))
     .addColumn("meta", "jsonb", (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
     .addColumn("created", "timestamptz", (c) => c.notNull())
+    // Bytes counted against the key's quota: the DAG size Quasar knew when the request came.
+    .addColumn("size", "bigint", (c) => c.notNull().defaultTo(0))
     .execute();
   // Pages newest first per key, and the `before`/`after` bounds: one index.
   await db.schema
@@ -68,6 +79,7 @@ async function up(db: AnyDb): Promise<void> {
 async function down(db: AnyDb): Promise<void> {
   await db.schema.alterTable("desired_cid").dropColumn("is_psa").execute();
   await db.schema.dropTable("psa_request").ifExists().execute();
+  await db.schema.dropTable("psa_usage").ifExists().execute();
   await db.schema.dropTable("api_key").ifExists().execute();
 }
 

@@ -12,6 +12,14 @@ export type PsaRequestTable = {
   origins: ColumnType<string[], string, string>;
   meta: ColumnType<Record<string, string>, string, string>;
   created: ColumnType<Date, Date, Date>;
+  size: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
 };
 
-export type PsaTables = { psa_request: PsaRequestTable };
+/** Row of psa_usage: a key's live requests and their known bytes. */
+export type PsaUsageTable = {
+  key_id: string;
+  requests: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
+  bytes: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
+};
+
+export type PsaTables = { psa_request: PsaRequestTable; psa_usage: PsaUsageTable };
