@@ -16,9 +16,11 @@ import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import type { ApiStore } from "./ports.js";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
 import { registerContractRoutes } from "./routes/contracts.js";
+import { registerKeyRoutes } from "./routes/keys.js";
 import { registerKuboRoutes } from "./routes/kubo.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { registerPinRoutes } from "./routes/pins.js";
+import { registerPsaRoutes } from "./routes/psa.js";
 import { registerQuasarRoutes } from "./routes/quasar.js";
 import type { ApiApp } from "./routes/shared.js";
 import { createUploadSlots } from "./upload-slots.js";
@@ -53,6 +55,7 @@ export type CreateAppOptions = {
  * Mounts:
  *   /api/v0/…        the original Quasar routes (Aragon client), pin status, storageContracts
  *   /kubo/api/v0/…   the Kubo RPC subset for stock kubo-rpc-client
+ *   /psa/pins…       the IPFS Pinning Service API (`ipfs pin remote`)
  *   /healthz /readyz /metrics /openapi.json /docs
  */
 export function createApp(options: CreateAppOptions): ApiApp {
@@ -112,7 +115,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
     "*",
     cors({
       origin: origins.includes("*") ? "*" : [...origins],
-      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
       allowHeaders: ["Authorization", "Content-Type"],
       exposeHeaders: ["Retry-After", "X-Request-Id", "X-Stream-Output", "X-Chunked-Output"],
       maxAge: 600,
@@ -135,6 +138,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
   };
   app.use("/api/*", limit);
   app.use("/kubo/*", limit);
+  app.use("/psa/*", limit);
 
   const uploadSlots = createUploadSlots(config.QUASAR_MAX_UPLOADS_PER_CLIENT);
   const oneSlot = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
@@ -153,6 +157,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
   registerPinRoutes(app, common);
   registerContractRoutes(app, common);
   registerKuboRoutes(app, common);
+  registerPsaRoutes(app, common);
+  registerKeyRoutes(app, common);
 
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", "not found", `no route ${c.req.method} ${c.req.path}`),

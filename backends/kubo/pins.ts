@@ -120,6 +120,27 @@ export function createKuboPins(client: KuboClient): PinBackend {
       await client.dialect(options.signal).catch((error: unknown) => fail("version", error));
       return client.storesNames();
     },
+
+    async addresses(options) {
+      let answer: unknown;
+      try {
+        answer = await readJson(await client.call("id", { signal: options.signal }));
+      } catch (error) {
+        return fail("id", error);
+      }
+      return p2pAddresses(answer);
+    },
+
+    async connect(addresses, options) {
+      // One call per address: Kubo fails the whole call when one of several cannot be dialled.
+      await Promise.allSettled(
+        addresses.map(async (address) =>
+          readJson(
+            await client.call("swarm/connect", { args: { arg: address }, signal: options.signal }),
+          ),
+        ),
+      );
+    },
   };
 }
 
@@ -132,4 +153,20 @@ function toListing(cidText: string, entry: Record<string, unknown>): PinListing 
         ? entry.Metadata.name
         : undefined;
   return name === undefined ? { cid } : { cid, name };
+}
+
+/**
+ * The daemon's dialable addresses from its `id` answer, each ending in `/p2p/<peer id>`; the
+ * bare `/p2p/<peer id>` when it lists none (an offline daemon).
+ */
+export function p2pAddresses(answer: unknown): string[] {
+  if (!isRecord(answer) || typeof answer.ID !== "string" || answer.ID === "") return [];
+  const id = answer.ID;
+  const listed = Array.isArray(answer.Addresses) ? answer.Addresses : [];
+  const out: string[] = [];
+  for (const address of listed) {
+    if (typeof address !== "string" || !address.startsWith("/")) continue;
+    out.push(/\/p2p\/[^/]+$/.test(address) ? address : `${address}/p2p/${id}`);
+  }
+  return out.length > 0 ? out : [`/p2p/${id}`];
 }
