@@ -74,6 +74,9 @@ export function createApiStore(params: CreateApiStoreParams): ApiStore {
     { maxBatch: UPLOAD_BATCH, maxWriters: UPLOAD_WRITERS },
   );
 
+  // Counts carried from one page of a listing to the next (db/psa: PsaCountCache).
+  const pageCounts = new Map<string, number>();
+
   return {
     async recordUpload(upload) {
       const item: PendingUpload = { upload };
@@ -155,7 +158,7 @@ export function createApiStore(params: CreateApiStoreParams): ApiStore {
     psa: {
       create: (rule, input) => createPsaRequest(db, schema, rule, input),
       get: (rule, keyId, requestid) => getPsaRequest(db, schema, rule, keyId, requestid),
-      list: (rule, filter) => listPsaRequests(db, schema, rule, filter),
+      list: (rule, filter) => listPsaRequests(db, schema, rule, filter, pageCounts),
       remove: (keyId, requestid) => deletePsaRequest(db, schema, keyId, requestid),
     },
   };

@@ -39,6 +39,8 @@ async function up(db: AnyDb): Promise<void> {
     .addColumn("key_id", "text", (c) => c.primaryKey())
     .addColumn("requests", "bigint", (c) => c.notNull().defaultTo(0))
     .addColumn("bytes", "bigint", (c) => c.notNull().defaultTo(0))
+    // Bumped by every delete (and replace): cached page counts of this key are then stale.
+    .addColumn("deletes", "bigint", (c) => c.notNull().defaultTo(0))
     .execute();
 
   await db.schema

@@ -110,19 +110,17 @@ export async function createPsaRequest(
         freed = { requests: 1, bytes: Number(old.size) };
         dirty.add(old.cid);
       }
-      const known = await scoped
-        .selectFrom("optimistic_pin")
-        .select((eb) => eb.fn.max("size").as("size"))
-        .where("cid", "=", input.cid)
-        .executeTakeFirst();
-      const size = known?.size == null ? 0 : Number(known.size);
-      const usage = await scoped
-        .selectFrom("psa_usage")
-        .select(["requests", "bytes"])
-        .where("key_id", "=", input.keyId)
-        .executeTakeFirst();
-      const requests = Number(usage?.requests ?? 0) - freed.requests + 1;
-      const bytes = Number(usage?.bytes ?? 0) - freed.bytes + size;
+      const [known] = (
+        await sql<{ size: string; requests: string; bytes: string }>`select
+          (select coalesce(max(size), 0) from ${sql.id(schema, "optimistic_pin")} where cid = ${input.cid})::text as size,
+          coalesce((select requests from ${sql.id(schema, "psa_usage")} where key_id = ${input.keyId}), 0)::text as requests,
+          coalesce((select bytes from ${sql.id(schema, "psa_usage")} where key_id = ${input.keyId}), 0)::text as bytes`.execute(
+          trx,
+        )
+      ).rows;
+      const size = Number(known?.size ?? 0);
+      const requests = Number(known?.requests ?? 0) - freed.requests + 1;
+      const bytes = Number(known?.bytes ?? 0) - freed.bytes + size;
       if (input.quota.pins !== null && requests > input.quota.pins) {
         throw new Refusal({
           refused: "quota",
@@ -135,25 +133,25 @@ export async function createPsaRequest(
           details: `this key may hold ${input.quota.bytes} bytes; this pin (${size} bytes) would make ${bytes}`,
         });
       }
+      // One statement: the request, the key's usage and the desired step's queue.
       await sql`
-        insert into ${sql.id(schema, "psa_request")}
-          (requestid, key_id, cid, cid_given, name, origins, meta, created, size)
-        select ${input.requestid}, ${input.keyId}, ${input.cid}, ${input.cidGiven}, ${input.name},
-          ${JSON.stringify(input.origins)}::jsonb, ${JSON.stringify(input.meta)}::jsonb,
-          greatest(date_trunc('milliseconds', ${input.now}::timestamptz),
-            (select max(created) + interval '1 millisecond' from ${sql.id(schema, "psa_request")}
-             where key_id = ${input.keyId})),
-          ${size}`.execute(trx);
-      await scoped
-        .insertInto("psa_usage")
-        .values({ key_id: input.keyId, requests, bytes })
-        .onConflict((c) => c.column("key_id").doUpdateSet({ requests, bytes }))
-        .execute();
-      await scoped
-        .insertInto("desired_dirty_cid")
-        .values([...dirty].map((cid) => ({ cid })))
-        .onConflict((c) => c.doNothing())
-        .execute();
+        with request as (
+          insert into ${sql.id(schema, "psa_request")}
+            (requestid, key_id, cid, cid_given, name, origins, meta, created, size)
+          select ${input.requestid}, ${input.keyId}, ${input.cid}, ${input.cidGiven}, ${input.name},
+            ${JSON.stringify(input.origins)}::jsonb, ${JSON.stringify(input.meta)}::jsonb,
+            greatest(date_trunc('milliseconds', ${input.now}::timestamptz),
+              (select max(created) + interval '1 millisecond' from ${sql.id(schema, "psa_request")}
+               where key_id = ${input.keyId})),
+            ${size}
+        ), usage as (
+          insert into ${sql.id(schema, "psa_usage")} (key_id, requests, bytes, deletes)
+          values (${input.keyId}, ${requests}, ${bytes}, ${freed.requests})
+          on conflict (key_id) do update set requests = excluded.requests, bytes = excluded.bytes,
+            deletes = ${sql.id(schema, "psa_usage")}.deletes + excluded.deletes
+        )
+        insert into ${sql.id(schema, "desired_dirty_cid")} (cid)
+        select unnest(${[...dirty]}::text[]) on conflict do nothing`.execute(trx);
       return input.requestid;
     });
     const record = await getPsaRequest(db, schema, rule, input.keyId, requestid);
@@ -183,7 +181,7 @@ export async function deletePsaRequest(
       .executeTakeFirst();
     if (!old) return false;
     await sql`update ${sql.id(schema, "psa_usage")}
-      set requests = requests - 1, bytes = bytes - ${Number(old.size)}
+      set requests = requests - 1, bytes = bytes - ${Number(old.size)}, deletes = deletes + 1
       where key_id = ${keyId}`.execute(trx);
     await scoped
       .insertInto("desired_dirty_cid")
@@ -194,14 +192,26 @@ export async function deletePsaRequest(
   });
 }
 
-/** The ledger counts of each row's CID on the configured backends: `s.p`, `s.g`, `s.f`. */
+/**
+ * Per row, from its CID's ledger rows on the configured backends: the counts the status is
+ * derived from (`s.p`, `s.g`, `s.f`) and the latest error (`s.last_error`).
+ */
 function ledgerLateral(schema: string, rule: ReplicaRule) {
   return sql`cross join lateral (
     select count(*) filter (where l.status = 'pinned')::int as p,
       count(*) filter (where l.status = 'pinning')::int as g,
-      count(*) filter (where l.status = 'failed')::int as f
+      count(*) filter (where l.status = 'failed')::int as f,
+      (array_agg(l.last_error order by l.updated_at desc)
+        filter (where l.last_error is not null))[1] as last_error
     from ${sql.id(schema, "pin_ledger")} l
     where l.cid = r.cid and l.backend_id = any(${[...rule.backendIds]}::text[])) s`;
+}
+
+/** Per row, the DAG size an upload of its CID recorded (`o.dag_size`), if any. */
+function sizeLateral(schema: string) {
+  return sql`left join lateral (
+    select max(o.size)::text as dag_size from ${sql.id(schema, "optimistic_pin")} o
+    where o.cid = r.cid) o on true`;
 }
 
 type Row = {
@@ -217,10 +227,12 @@ type Row = {
   p: number;
   g: number;
   f: number;
+  last_error: string | null;
+  dag_size: string | null;
 };
 
 const COLUMNS = sql`r.requestid, r.key_id, r.cid, r.cid_given, r.name, r.origins, r.meta,
-  r.created, r.size, s.p, s.g, s.f`;
+  r.created, r.size, s.p, s.g, s.f, s.last_error, o.dag_size`;
 
 /** A key's request by id; undefined for an unknown id or another key's request. */
 export async function getPsaRequest(
@@ -231,10 +243,10 @@ export async function getPsaRequest(
   requestid: string,
 ): Promise<PsaRequestRecord | undefined> {
   const result = await sql<Row>`select ${COLUMNS} from ${sql.id(schema, "psa_request")} r
-    ${ledgerLateral(schema, rule)}
+    ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
     where r.requestid = ${requestid} and r.key_id = ${keyId}`.execute(db);
-  const [record] = await decorate(db, schema, rule, result.rows);
-  return record;
+  const [row] = result.rows;
+  return row ? toRecord(row, rule) : undefined;
 }
 
 /** Escapes LIKE's wildcards so a name matches literally. */
@@ -276,6 +288,16 @@ function allStatuses(statuses: readonly PsaStatus[]): boolean {
 }
 
 /**
+ * Counts remembered between the pages of one listing, in the API process: the count of the
+ * page after a page (its `before` = the oldest `created` of this one) is this page's count
+ * minus its length, exactly, as long as the key deleted nothing meanwhile (new requests are
+ * always newer than any `before` a client can hold). Keyed by the key's delete counter, so a
+ * delete in any process makes every remembered count of the key unreachable.
+ */
+export type PsaCountCache = Map<string, number>;
+const COUNT_CACHE_ENTRIES = 10_000;
+
+/**
  * A page of a key's requests, newest first, and how many match in all (the page's `before`
  * and `after` included, as clients page until `count` equals what they got).
  */
@@ -284,21 +306,45 @@ export async function listPsaRequests(
   schema: string,
   rule: ReplicaRule,
   filter: PsaListFilter,
+  cache?: PsaCountCache,
 ): Promise<{ count: number; results: PsaRequestRecord[] }> {
   const table = sql.id(schema, "psa_request");
   const where = sql.join(whereOf(filter), sql` and `);
   const statusFilter = allStatuses(filter.statuses)
     ? sql``
     : sql`and ${psaStatusSql(rule)} = any(${[...filter.statuses]}::text[])`;
-  const page = await sql<Row>`select ${COLUMNS} from ${table} r ${ledgerLateral(schema, rule)}
-    where ${where} ${statusFilter}
-    order by r.created desc limit ${filter.limit}`.execute(db);
-  const results = await decorate(db, schema, rule, page.rows);
-  const count =
-    page.rows.length < filter.limit
-      ? // The whole match fits in this page: nothing more to count.
-        results.length
-      : await countMatches(db, schema, rule, filter);
+  const [page, usage] = await Promise.all([
+    sql<Row>`select ${COLUMNS} from ${table} r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
+      where ${where} ${statusFilter}
+      order by r.created desc limit ${filter.limit}`.execute(db),
+    sql<{ deletes: string }>`select deletes::text from ${sql.id(schema, "psa_usage")}
+      where key_id = ${filter.keyId}`.execute(db),
+  ]);
+  const results = page.rows.map((row) => toRecord(row, rule));
+  // Status filters follow the ledger, which moves between pages: never cached.
+  const signature = allStatuses(filter.statuses)
+    ? JSON.stringify([
+        filter.keyId,
+        usage.rows[0]?.deletes ?? "0",
+        filter.cids ?? [],
+        filter.name ?? null,
+        filter.match,
+        filter.meta ?? null,
+        filter.after?.getTime() ?? null,
+      ])
+    : undefined;
+  let count: number;
+  const remembered =
+    signature && filter.before ? cache?.get(`${signature}${filter.before.getTime()}`) : undefined;
+  if (results.length < filter.limit)
+    count = results.length; // every match is in this page
+  else if (remembered !== undefined) count = remembered;
+  else count = await countMatches(db, schema, rule, filter);
+  const oldest = results[results.length - 1];
+  if (cache && signature && oldest && count > results.length) {
+    if (cache.size >= COUNT_CACHE_ENTRIES) cache.clear();
+    cache.set(`${signature}${oldest.created.getTime()}`, count - results.length);
+  }
   return { count, results };
 }
 
@@ -341,8 +387,8 @@ async function countMatches(
         where ${sql.join(parts, sql` and `)}`.execute(db)
     ).rows[0]?.n ?? 0;
   const key = sql`r.key_id = ${filter.keyId}`;
-  const after = filter.after ? [sql`r.created > ${filter.after}`] : [];
-  if (!filter.before) return count([key, ...after]);
+  if (!filter.before && !filter.after) return total;
+  if (!filter.before) return count(whereOf(filter));
   const oldest = new Date(row.oldest).getTime();
   const newest = new Date(row.newest).getTime();
   const olderShare = (filter.before.getTime() - oldest) / Math.max(1, newest - oldest);
@@ -351,42 +397,21 @@ async function countMatches(
   return total - (await count([key, sql`r.created >= ${filter.before}`]));
 }
 
-/** Adds the derived status, the last error and the known DAG size to rows of one page. */
-async function decorate(
-  db: Kysely<Database>,
-  schema: string,
-  rule: ReplicaRule,
-  rows: readonly Row[],
-): Promise<PsaRequestRecord[]> {
-  if (rows.length === 0) return [];
-  const cids = [...new Set(rows.map((row) => row.cid))];
-  const [errors, sizes] = await Promise.all([
-    sql<{ cid: string; last_error: string }>`
-      select distinct on (cid) cid, last_error from ${sql.id(schema, "pin_ledger")}
-      where cid = any(${cids}::text[]) and backend_id = any(${[...rule.backendIds]}::text[])
-        and last_error is not null
-      order by cid, updated_at desc`.execute(db),
-    sql<{ cid: string; size: string }>`
-      select cid, max(size)::text as size from ${sql.id(schema, "optimistic_pin")}
-      where cid = any(${cids}::text[]) group by cid`.execute(db),
-  ]);
-  const errorOf = new Map(errors.rows.map((row) => [row.cid, row.last_error]));
-  const sizeOf = new Map(sizes.rows.map((row) => [row.cid, Number(row.size)]));
-  return rows.map((row) => {
-    const counts: LedgerCounts = { pinned: row.p, pinning: row.g, failed: row.f };
-    return {
-      requestid: row.requestid,
-      keyId: row.key_id,
-      cid: row.cid,
-      cidGiven: row.cid_given,
-      name: row.name,
-      origins: row.origins,
-      meta: row.meta,
-      created: new Date(row.created),
-      size: Number(row.size),
-      status: derivePsaStatus(counts, rule),
-      lastError: errorOf.get(row.cid) ?? null,
-      dagSize: sizeOf.get(row.cid) ?? null,
-    };
-  });
+/** A row with its derived status. */
+function toRecord(row: Row, rule: ReplicaRule): PsaRequestRecord {
+  const counts: LedgerCounts = { pinned: row.p, pinning: row.g, failed: row.f };
+  return {
+    requestid: row.requestid,
+    keyId: row.key_id,
+    cid: row.cid,
+    cidGiven: row.cid_given,
+    name: row.name,
+    origins: row.origins,
+    meta: row.meta,
+    created: new Date(row.created),
+    size: Number(row.size),
+    status: derivePsaStatus(counts, rule),
+    lastError: row.last_error,
+    dagSize: row.dag_size === null ? null : Number(row.dag_size),
+  };
 }

@@ -20,6 +20,7 @@ export type PsaUsageTable = {
   key_id: string;
   requests: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
   bytes: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
+  deletes: ColumnType<bigint | string, bigint | number | undefined, bigint | number>;
 };
 
 export type PsaTables = { psa_request: PsaRequestTable; psa_usage: PsaUsageTable };

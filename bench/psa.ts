@@ -1,0 +1,179 @@
+/**
+ * `npm run bench:psa [-- --pins N --posts P --lookups L]`
+ *
+ * The served Pinning Service API at scale: N requests (default 1,000,000) stored under one key
+ * (generated inside PostgreSQL with one INSERT … SELECT generate_series, never in this
+ * process's memory, one ms apart so `created` is unique), then through the real HTTP API:
+ *   - P `POST /pins` (default 1,000) of fresh CIDs: p99;
+ *   - `GET /pins?limit=1000&status=queued,pinning,pinned,failed` paging by `before` through
+ *     everything, as Kubo pages: p99 per page and the total time;
+ *   - L `GET /pins?cid=…` (default 1,000) of posted CIDs: p99.
+ * The database is the local PostgreSQL (DATABASE_URL), in a schema of its own, dropped after.
+ *
+ * Last line:
+ * {"bench":"psa","pins":N,"postP99Ms":…,"pageP99Ms":…,"pages":…,"pagingSeconds":…,
+ *  "cidP99Ms":…,"goals":{"p99Ms":50,"pagingSeconds":60},"met":{…}}
+ */
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { parseArgs } from "node:util";
+import { serve } from "@hono/node-server";
+import { sql } from "kysely";
+import { CID } from "multiformats/cid";
+import * as raw from "multiformats/codecs/raw";
+import { sha256 } from "multiformats/hashes/sha2";
+import pino from "pino";
+import { createApp } from "@/api/app.js";
+import { createApiStore } from "@/api/store.js";
+import { keyIdOf } from "@/core/api-keys.js";
+import { loadConfig } from "@/core/config/load.js";
+import { connectDatabase } from "@/db/connect.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
+import { createTestSchema } from "@/test/harness/postgres.js";
+
+const { values } = parseArgs({
+  options: {
+    pins: { type: "string", default: "1000000" },
+    posts: { type: "string", default: "1000" },
+    lookups: { type: "string", default: "1000" },
+  },
+});
+const positive = (name: string, text: string | undefined) => {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`--${name} must be a positive integer, got ${text}`);
+  return value;
+};
+const N = positive("pins", values.pins);
+const POSTS = positive("posts", values.posts);
+const LOOKUPS = positive("lookups", values.lookups);
+const KEY = "bench-psa-key";
+const ALL = "queued,pinning,pinned,failed";
+const GOAL_P99_MS = 50;
+const GOAL_PAGING_S = 60;
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+function p99(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? 0;
+}
+
+const schema = await createTestSchema("bpsa");
+const db = connectDatabase({
+  databaseUrl: schema.databaseUrl,
+  maxConnections: 10,
+  applicationName: "bench-psa",
+});
+let closeServer = async () => {};
+try {
+  await migrateToLatest(db, schema.schema);
+  const keyId = keyIdOf(KEY);
+  const started = performance.now();
+  // Oldest first, 1 ms apart, ending an hour ago: the API's own requests come after them.
+  await sql`insert into ${sql.id(schema.schema, "psa_request")}
+      (requestid, key_id, cid, cid_given, name, origins, meta, created, size)
+    select gen_random_uuid()::text, ${keyId}, 'bafkreisynthetic' || i, 'bafkreisynthetic' || i,
+      'pin-' || i, '[]'::jsonb, jsonb_build_object('batch', (i % 10)::text),
+      now() - interval '1 hour' - (${N} - i) * interval '1 millisecond', 0
+    from generate_series(1, ${N}) as i`.execute(db);
+  await sql`insert into ${sql.id(schema.schema, "psa_usage")} (key_id, requests, bytes)
+    values (${keyId}, ${N}, 0)`.execute(db);
+  await sql`vacuum analyze ${sql.id(schema.schema, "psa_request")}`.execute(db);
+  log(`stored ${N} requests in ${round((performance.now() - started) / 1000)} s`);
+
+  const config = loadConfig({
+    QUASAR_RECONCILER_SCHEMA: schema.schema,
+    QUASAR_API_KEYS: KEY,
+    QUASAR_RATE_LIMIT: "0",
+  });
+  // No backend: the bench measures the API and the database (delegates are then empty).
+  const app = createApp({
+    config,
+    backends: [],
+    store: createApiStore({ db, reconcilerSchema: schema.schema, ttlMs: config.QUASAR_PIN_TTL }),
+    logger: pino({ level: "silent" }),
+  });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/psa`;
+  const headers = { authorization: `Bearer ${KEY}`, "content-type": "application/json" };
+  const timed = async (
+    url: string,
+    init: RequestInit = {},
+  ): Promise<{ ms: number; body: unknown }> => {
+    const t = performance.now();
+    const response = await fetch(url, { ...init, headers });
+    const body = await response.json();
+    const ms = performance.now() - t;
+    if (response.status >= 300)
+      throw new Error(`${url} answered ${response.status}: ${JSON.stringify(body)}`);
+    return { ms, body };
+  };
+
+  const posted: string[] = [];
+  const postMs: number[] = [];
+  for (let i = 0; i < POSTS; i++) {
+    const cid = CID.create(1, raw.code, await sha256.digest(randomBytes(32))).toString();
+    posted.push(cid);
+    const { ms } = await timed(`${base}/pins`, {
+      method: "POST",
+      body: JSON.stringify({ cid, name: `posted-${i}`, meta: { batch: "posted" } }),
+    });
+    postMs.push(ms);
+  }
+  log(`POST /pins p99 ${round(p99(postMs))} ms`);
+
+  const pageMs: number[] = [];
+  let seen = 0;
+  let before: string | undefined;
+  const pagingStarted = performance.now();
+  for (;;) {
+    const { ms, body } = await timed(
+      `${base}/pins?limit=1000&status=${ALL}${before ? `&before=${before}` : ""}`,
+    );
+    pageMs.push(ms);
+    const page = body as { count: number; results: { created: string }[] };
+    seen += page.results.length;
+    if (page.results.length === 0 || page.count === page.results.length) break;
+    before = page.results[page.results.length - 1]?.created;
+  }
+  const pagingSeconds = (performance.now() - pagingStarted) / 1000;
+  if (seen !== N + POSTS) throw new Error(`paging saw ${seen} requests, expected ${N + POSTS}`);
+  log(
+    `paged ${seen} requests in ${pageMs.length} pages, ${round(pagingSeconds)} s, p99 ${round(p99(pageMs))} ms`,
+  );
+
+  const cidMs: number[] = [];
+  for (let i = 0; i < LOOKUPS; i++) {
+    const cid = posted[Math.floor(Math.random() * posted.length)] as string;
+    const { ms, body } = await timed(`${base}/pins?cid=${cid}&status=${ALL}`);
+    if ((body as { count: number }).count !== 1)
+      throw new Error(`cid lookup of ${cid} did not find it`);
+    cidMs.push(ms);
+  }
+  log(`GET /pins?cid= p99 ${round(p99(cidMs))} ms`);
+
+  const result = {
+    bench: "psa",
+    pins: N,
+    postP99Ms: round(p99(postMs)),
+    pageP99Ms: round(p99(pageMs)),
+    pages: pageMs.length,
+    pagingSeconds: round(pagingSeconds),
+    cidP99Ms: round(p99(cidMs)),
+    goals: { p99Ms: GOAL_P99_MS, pagingSeconds: GOAL_PAGING_S },
+    met: {
+      post: p99(postMs) <= GOAL_P99_MS,
+      page: p99(pageMs) <= GOAL_P99_MS,
+      paging: pagingSeconds <= GOAL_PAGING_S,
+      cid: p99(cidMs) <= GOAL_P99_MS,
+    },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  await closeServer();
+  await db.destroy();
+  await schema.drop();
+}
