@@ -198,7 +198,7 @@ export const configSchema = z
       "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",
     ),
     QUASAR_BACKENDS: list("helia://.quasar/ipfs").describe(
-      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://).",
+      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://, psa+http(s)://).",
     ),
     QUASAR_MIN_REPLICAS: integer(0, 0, 1_000).describe(
       "Backends that must hold each desired CID; 0 means every configured backend.",
@@ -252,7 +252,7 @@ export const configSchema = z
       "Concurrent uploads per API key or client address; more are refused with 429. 0 disables the cap.",
     ),
     QUASAR_API_KEYS: list().describe(
-      "Comma-separated bearer tokens allowed to upload; empty lets anyone upload.",
+      "Bootstrap API keys (comma-separated bearer tokens) beside those made by `quasar keys create`; uploads need a key when either exists, the Pinning Service API always.",
     ),
     QUASAR_ADMIN_TOKEN: z
       .string()
