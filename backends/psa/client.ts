@@ -55,7 +55,7 @@ export function createPsaClient(params: PsaBackendParams): PsaClient {
     if (typeof value.requestid !== "string" || value.requestid === "") {
       throw nonSpec(
         operation,
-        "no requestid" + ("requestId" in value ? " (it sent camelCase requestId)" : ""),
+        `no requestid${"requestId" in value ? " (it sent camelCase requestId)" : ""}`,
       );
     }
     if (

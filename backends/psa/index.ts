@@ -17,8 +17,10 @@ export function createPsaBackend(params: PsaBackendParams): Backend {
       ...(signal ? { signal } : {}),
     });
     if (status === 404) {
-      throw new Error(
-        `GET ${params.label}/pins answered 404: the URL is not a Pinning Service API root`,
+      throw new BackendRequestError(
+        params.label,
+        "open",
+        "GET /pins answered 404: give the API root (the URL `ipfs pin remote service add` takes, without /pins)",
       );
     }
     client.page("open", body);
