@@ -144,7 +144,7 @@ export function formatStatus(report: StatusReport): string {
   const desired = report.desired;
   lines.push(
     desired
-      ? `desired ${desired.desired}  (confirmed ${desired.confirmed}, pending ${desired.pending}, optimistic ${desired.optimistic}, demoted ${desired.demoted})`
+      ? `desired ${desired.desired}  (confirmed ${desired.confirmed}, pending ${desired.pending}, optimistic ${desired.optimistic}, demoted ${desired.demoted}, psa ${desired.psa})`
       : "desired -",
   );
   lines.push("");
