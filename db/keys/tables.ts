@@ -3,7 +3,7 @@ import type { ColumnType } from "kysely";
 type Int8 = ColumnType<bigint | string, bigint | number, bigint | number>;
 type Timestamp = ColumnType<Date, Date, Date>;
 
-/** Row of api_key (db/migrations/0006_psa.ts). The secret itself is never stored. */
+/** Row of api_key (db/migrations/0007_psa.ts). The secret itself is never stored. */
 export type ApiKeyTable = {
   id: string;
   secret_sha256: string;

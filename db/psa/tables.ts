@@ -1,6 +1,6 @@
 import type { ColumnType } from "kysely";
 
-/** Row of psa_request (db/migrations/0006_psa.ts): one live Pinning Service API request. */
+/** Row of psa_request (db/migrations/0007_psa.ts): one live Pinning Service API request. */
 export type PsaRequestTable = {
   requestid: string;
   key_id: string;
