@@ -167,7 +167,9 @@ export function createPsaPins(client: PsaClient, lifecycle: BackendLifecycle): P
     },
 
     async *listPins(options) {
-      for await (const status of pages(options.signal)) yield listing(status);
+      for await (const status of pages(options.signal)) {
+        if (status.status === "pinned") yield listing(status);
+      }
     },
 
     async getPin(cid, options) {
@@ -175,7 +177,11 @@ export function createPsaPins(client: PsaClient, lifecycle: BackendLifecycle): P
         query: { cid: cid.toString(), status: "pinned", limit: String(PAGE) },
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      const results = client.page("getPin", body).results;
+      // Filter again: a provider that ignores `status` (IPFS Cluster 1.1 answers a queued
+      // request to a status=pinned query) must not make a pin of what is not pinned.
+      const results = client
+        .page("getPin", body)
+        .results.filter((status) => status.status === "pinned");
       // Ours first: the engine reads the name to decide whether the pin is still Quasar's.
       const chosen = results.find(isOurs) ?? results[0];
       return chosen ? listing(chosen) : undefined;
