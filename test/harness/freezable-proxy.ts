@@ -15,6 +15,12 @@ export type FreezableProxy = {
   /** Drop every connection and refuse new ones until thawed: a server that is down. */
   cut(): void;
   /**
+   * The next COMMIT reaches the server, but its answer never reaches the client: the
+   * connection drops once the server has answered. The transaction is committed and its
+   * client cannot know (a network cut or a restart at the worst moment). One-shot.
+   */
+  loseNextCommitAnswer(): void;
+  /**
    * Local ports of the open connections to the server: PostgreSQL's `client_port` of the
    * sessions that came through this proxy, so a test can end those sessions and no others.
    */
@@ -26,6 +32,7 @@ export type FreezableProxy = {
 export async function startProxy(target: { host: string; port: number }): Promise<FreezableProxy> {
   let frozen = false;
   let down = false;
+  let loseCommitAnswer = false;
   const held: [Socket, Buffer][] = [];
   const sockets = new Set<Socket>();
   const upstreams = new Set<Socket>();
@@ -41,8 +48,20 @@ export async function startProxy(target: { host: string; port: number }): Promis
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
     }
+    // Set when this connection's COMMIT went out and its answer is to be lost.
+    let commitSent = false;
     const forward = (from: Socket, to: Socket) => {
       from.on("data", (chunk: Buffer) => {
+        if (from === upstream && commitSent) {
+          // The server has processed the COMMIT: drop its answer and the connection.
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        if (from === client && loseCommitAnswer && isSimpleCommit(chunk)) {
+          loseCommitAnswer = false;
+          commitSent = true;
+        }
         if (frozen) held.push([to, chunk]);
         else to.write(chunk);
       });
@@ -63,6 +82,9 @@ export async function startProxy(target: { host: string; port: number }): Promis
       down = true;
       for (const socket of sockets) socket.destroy();
     },
+    loseNextCommitAnswer() {
+      loseCommitAnswer = true;
+    },
     upstreamPorts() {
       return [...upstreams].flatMap((socket) =>
         socket.localPort === undefined ? [] : [socket.localPort],
@@ -78,4 +100,11 @@ export async function startProxy(target: { host: string; port: number }): Promis
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** A simple-protocol Query message (`Q`, length, text) whose text is COMMIT, as pg sends it. */
+function isSimpleCommit(chunk: Buffer): boolean {
+  if (chunk[0] !== 0x51 || chunk.length < 6) return false;
+  const text = chunk.subarray(5, chunk.length - 1).toString("utf8");
+  return text.trim().toLowerCase() === "commit";
 }
