@@ -117,6 +117,8 @@ const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
+/** How soon a backend a sweep had to skip is swept again (on its own). */
+const SKIPPED_SWEEP_RETRY_MS = 30_000;
 
 export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const { common, config, desiredStore, backends } = params;
@@ -289,7 +291,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const rowsOf = (backendId: string, cids: string[]): Promise<Map<string, LedgerRow>> =>
     rowsByCid(db, backendId, cids);
 
-  async function sweepOnce(): Promise<SweepReport> {
+  /** Sweeps every backend, or only those in `only` (backends an earlier sweep had to skip). */
+  async function sweepOnce(only?: ReadonlySet<string>): Promise<SweepReport> {
     return exclusive(async () => {
       const started = performance.now();
       const startedAt = now();
@@ -298,7 +301,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       await apply(await resolveUnwanted(changes.flatMap(changesFor)));
       const reports: SweepReport["backends"] = [];
       for (const [i, backend] of backends.entries()) {
-        // A backend that is down is swept next time; the others go on.
+        if (only && !only.has(backend.id)) continue;
+        // A backend that is down is swept again soon (the loop's retry); the others go on.
         if (
           !(workers[i] as BackendWorker).isUp() ||
           !(await backend.ping(lifecycle?.signal).catch(() => false))
@@ -374,16 +378,34 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     }
   }
 
+  // Backends the last sweep could not list (down, or the listing broke), swept again on
+  // their own every SKIPPED_SWEEP_RETRY_MS until one succeeds: work lost before or while
+  // they were down waits for no hourly sweep.
+  let skipped = new Set<string>();
+  let skippedRetryAt = 0;
+  const sweepAndNoteSkipped = async (only?: ReadonlySet<string>) => {
+    const report = await sweepOnce(only);
+    const failed = report.backends.filter((b) => b.error !== undefined).map((b) => b.backendId);
+    const swept = new Set(report.backends.map((b) => b.backendId));
+    skipped = new Set([...[...skipped].filter((id) => !swept.has(id)), ...failed]);
+    skippedRetryAt = Date.now() + SKIPPED_SWEEP_RETRY_MS;
+  };
+
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
+    // Set by a failed round: the next one sweeps (see the catch below).
+    let repairDue = false;
     let lastMetrics = 0;
     let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
     while (!signal.aborted) {
       try {
-        if (Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
+        if (repairDue || Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
           lastSweep = Date.now();
-          await sweepOnce();
+          repairDue = false;
+          await sweepAndNoteSkipped();
+        } else if (skipped.size > 0 && Date.now() >= skippedRetryAt) {
+          await sweepAndNoteSkipped(skipped);
         } else {
           await stepOnce();
         }
@@ -405,8 +427,13 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
         }
       } catch (error) {
         if (signal.aborted) break;
+        // The desired store's step may have committed (or its COMMIT landed with the answer
+        // lost) while its ledger work was not written: the store will not hand those changes
+        // out again. Only a sweep re-derives the ledger's work from the desired set itself, so
+        // the next round is one, rather than the hourly one.
+        repairDue = true;
         logger.error({
-          msg: "reconcile step failed; retrying next interval",
+          msg: "reconcile step failed; retrying next interval with a sweep",
           err: describeError(error),
         });
       }
@@ -440,7 +467,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       loops = workers.map((worker) => worker.run(signal));
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
       // (and every later one) re-derives the ledger's work from the desired set itself.
-      await sweepOnce().catch((error: unknown) =>
+      await sweepAndNoteSkipped().catch((error: unknown) =>
         logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
       );
       loops.push(loop(signal));

@@ -17,9 +17,11 @@ export type FreezableProxy = {
   /**
    * The next COMMIT reaches the server, but its answer never reaches the client: the
    * connection drops once the server has answered. The transaction is committed and its
-   * client cannot know (a network cut or a restart at the worst moment). One-shot.
+   * client cannot know (a network cut or a restart at the worst moment). One-shot. With
+   * `marker`, only the COMMIT of a transaction that sent `marker` (in a query or its
+   * parameters, e.g. a CID) counts.
    */
-  loseNextCommitAnswer(): void;
+  loseNextCommitAnswer(marker?: string): void;
   /**
    * Local ports of the open connections to the server: PostgreSQL's `client_port` of the
    * sessions that came through this proxy, so a test can end those sessions and no others.
@@ -33,6 +35,7 @@ export async function startProxy(target: { host: string; port: number }): Promis
   let frozen = false;
   let down = false;
   let loseCommitAnswer = false;
+  let commitMarker: string | undefined;
   const held: [Socket, Buffer][] = [];
   const sockets = new Set<Socket>();
   const upstreams = new Set<Socket>();
@@ -50,6 +53,8 @@ export async function startProxy(target: { host: string; port: number }): Promis
     }
     // Set when this connection's COMMIT went out and its answer is to be lost.
     let commitSent = false;
+    // This connection's open transaction sent the marker.
+    let markerSent = false;
     const forward = (from: Socket, to: Socket) => {
       from.on("data", (chunk: Buffer) => {
         if (from === upstream && commitSent) {
@@ -58,9 +63,15 @@ export async function startProxy(target: { host: string; port: number }): Promis
           upstream.destroy();
           return;
         }
-        if (from === client && loseCommitAnswer && isSimpleCommit(chunk)) {
-          loseCommitAnswer = false;
-          commitSent = true;
+        if (from === client && loseCommitAnswer) {
+          if (commitMarker !== undefined && chunk.includes(commitMarker)) markerSent = true;
+          if (isSimpleCommit(chunk)) {
+            if (commitMarker === undefined || markerSent) {
+              loseCommitAnswer = false;
+              commitSent = true;
+            }
+            markerSent = false;
+          }
         }
         if (frozen) held.push([to, chunk]);
         else to.write(chunk);
@@ -82,8 +93,9 @@ export async function startProxy(target: { host: string; port: number }): Promis
       down = true;
       for (const socket of sockets) socket.destroy();
     },
-    loseNextCommitAnswer() {
+    loseNextCommitAnswer(marker?: string) {
       loseCommitAnswer = true;
+      commitMarker = marker;
     },
     upstreamPorts() {
       return [...upstreams].flatMap((socket) =>
