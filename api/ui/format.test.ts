@@ -3,10 +3,11 @@ import { formatBytes, formatDuration, formatTime, show } from "./format.js";
 
 describe("dashboard formats", () => {
   it("durations, times, sizes and unknowns", () => {
-    expect([0, 59, 200, 7_500, 273_600].map(formatDuration)).toEqual([
+    expect([0, 59, 200, 600, 7_500, 273_600].map(formatDuration)).toEqual([
       "0s",
       "59s",
       "3m 20s",
+      "10m",
       "2h 5m",
       "3d 4h",
     ]);

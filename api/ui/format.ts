@@ -1,12 +1,14 @@
 /** Display helpers shared by the dashboard's views: pure, no markup. */
 
-/** 42s, 3m 20s, 2h 5m, 3d 4h. */
+/** 42s, 3m 20s, 10m, 2h 5m, 3d 4h. */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
+  const two = (big: number, bigUnit: string, small: number, smallUnit: string) =>
+    small === 0 ? `${big}${bigUnit}` : `${big}${bigUnit} ${small}${smallUnit}`;
   if (s < 60) return `${s}s`;
-  if (s < 3_600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  if (s < 86_400) return `${Math.floor(s / 3_600)}h ${Math.floor((s % 3_600) / 60)}m`;
-  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3_600)}h`;
+  if (s < 3_600) return two(Math.floor(s / 60), "m", s % 60, "s");
+  if (s < 86_400) return two(Math.floor(s / 3_600), "h", Math.floor((s % 3_600) / 60), "m");
+  return two(Math.floor(s / 86_400), "d", Math.floor((s % 86_400) / 3_600), "h");
 }
 
 /** 2026-11-30 08:31:05 UTC: one fixed format, whatever the browser's locale. */

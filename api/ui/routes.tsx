@@ -129,6 +129,10 @@ export function registerUiRoutes(app: ApiApp, common: ApiCommon, source: Dashboa
     }),
   );
 
+  app.get("/ui/assets/icon.svg", (c) =>
+    c.body(ICON, 200, { "content-type": "image/svg+xml", ...ASSET_CACHE }),
+  );
+
   app.get("/ui", async (c) => {
     const access = gate(c, "overview");
     if (access.denied) return access.denied;
@@ -286,8 +290,9 @@ const ASSET_CACHE = { "cache-control": "public, max-age=300" };
 // Read once at start: the assets ship with the source, nothing is built.
 const STYLESHEET = readFileSync(new URL("./assets/ui.css", import.meta.url), "utf8");
 const LIVE_SCRIPT = readFileSync(new URL("./assets/live.js", import.meta.url), "utf8");
+const ICON = readFileSync(new URL("./assets/icon.svg", import.meta.url), "utf8");
 
-/** No inline script or style, no framing, no referrer, nothing cached but the assets. */
+/** No inline script or style, no framing, no referrer to other sites, nothing cached but the assets. */
 async function securityHeaders(c: Context<ApiEnv>, next: () => Promise<void>): Promise<void> {
   await next();
   c.header(
@@ -296,7 +301,8 @@ async function securityHeaders(c: Context<ApiEnv>, next: () => Promise<void>): P
   );
   c.header("x-content-type-options", "nosniff");
   c.header("x-frame-options", "DENY");
-  c.header("referrer-policy", "no-referrer");
+  // Not no-referrer: Chromium then sends `Origin: null` on the dashboard's own forms.
+  c.header("referrer-policy", "same-origin");
   if (!c.req.path.startsWith("/ui/assets/")) c.header("cache-control", "no-store");
 }
 

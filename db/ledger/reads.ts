@@ -132,7 +132,8 @@ export async function readReconcileLog(
     .withSchema(schema)
     .selectFrom("reconcile_log")
     .select([
-      sql<string>`id::text`.as("id"),
+      // Not aliased "id": ORDER BY id would then sort the text, putting "99" after "100".
+      sql<string>`id::text`.as("id_text"),
       "at",
       "backend_id",
       "cid",
@@ -146,7 +147,7 @@ export async function readReconcileLog(
   if (filter.until !== undefined) query = query.where("at", "<=", filter.until);
   const rows = await query.orderBy("id", "desc").limit(filter.limit).execute();
   return rows.map((row) => ({
-    id: row.id,
+    id: row.id_text,
     at: new Date(row.at),
     backendId: row.backend_id,
     cid: row.cid,

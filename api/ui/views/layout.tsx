@@ -56,8 +56,9 @@ export function Page(props: {
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
+        <meta name="referrer" content="same-origin" />
         <title>{`${title} · Quasar`}</title>
+        <link rel="icon" href="/ui/assets/icon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/ui/assets/ui.css" />
         <script src="/ui/assets/live.js" defer />
       </head>
