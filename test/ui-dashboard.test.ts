@@ -388,6 +388,16 @@ describe("the operator dashboard in Chromium", () => {
     expect(await page.locator("table.log").textContent()).toContain(
       "retry now, asked from the dashboard",
     );
+    // …and the reconciler takes it at once, not after QUASAR_FAILED_RETRY_INTERVAL (6 h).
+    await expect
+      .poll(
+        async () => {
+          await page.reload();
+          return page.locator("table.log").textContent();
+        },
+        { timeout: 30_000, interval: 1_000 },
+      )
+      .toContain("of a failed pin");
 
     // Live: the overview updates without a reload when a new upload is pinned.
     await page.goto(`${base}/ui`);

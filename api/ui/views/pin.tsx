@@ -19,7 +19,7 @@ export function PinSearch(props: { input: string }) {
   return (
     <form method="get" action="/ui/pin" class="search">
       <label>
-        CID (any spelling: Qm…, bafy…, k51…)
+        CID, in any spelling (Qm…, bafy…, base36 k…, base58 z…)
         <input
           type="search"
           name="cid"
