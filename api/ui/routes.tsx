@@ -1,24 +1,16 @@
-import { readFileSync } from "node:fs";
 import type { Context } from "hono";
-import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import type { Child } from "hono/jsx";
 import { checkCid } from "@/src/cid.js";
 import { keyIdOf } from "../auth.js";
 import type { ApiCommon, ApiEnv } from "../context.js";
 import type { ApiApp } from "../routes/shared.js";
-import { createUiSessions, SESSION_COOKIE, SESSION_TTL_MS, sameSecret } from "./session.js";
+import { createUiAccess } from "./access.js";
+import { registerUiAssets } from "./assets.js";
+import { createUiRender } from "./render.js";
+import { registerSignInRoutes } from "./sign-in.js";
 import type { DashboardSource } from "./source.js";
 import { BackendsView } from "./views/backends.js";
 import { KeysView } from "./views/keys.js";
-import {
-  Live,
-  Page,
-  SignIn,
-  UI_VIEWS,
-  type UiView,
-  type UiVisitor,
-  viewPath,
-} from "./views/layout.js";
+import { SignIn, type UiView, type UiVisitor } from "./views/layout.js";
 import { Overview } from "./views/overview.js";
 import { type PinLookup, PinSearch, PinView } from "./views/pin.js";
 import { StuckView } from "./views/stuck.js";
@@ -31,107 +23,25 @@ import { StuckView } from "./views/stuck.js";
  */
 export function registerUiRoutes(app: ApiApp, common: ApiCommon, source: DashboardSource): void {
   const { config } = common;
-  const sessions = createUiSessions(config.QUASAR_ADMIN_TOKEN);
-  const publicViews = config.QUASAR_UI_PUBLIC;
+  const access = createUiAccess(common);
+  const render = createUiRender(common.now);
   const labels = new Map(common.backends.map((backend) => [backend.id, backend.label]));
   const keyIds = config.QUASAR_API_KEYS.map(keyIdOf);
-  const publicOrigin = config.QUASAR_PUBLIC_URL ? new URL(config.QUASAR_PUBLIC_URL).origin : "";
 
-  const visitorOf = (c: Context<ApiEnv>): UiVisitor => {
-    const session = sessions.verify(getCookie(c, SESSION_COOKIE), common.now());
-    return {
-      admin: session !== undefined,
-      ...(session ? { csrf: session.csrf } : {}),
-      signInEnabled: sessions.enabled,
-      views: UI_VIEWS.filter(
-        (view) => session !== undefined || (publicViews as readonly string[]).includes(view),
-      ),
-    };
-  };
-
-  /** The whole page, or only the live region when the poller asks. */
-  const render = (
-    c: Context<ApiEnv>,
-    view: UiView | "sign-in",
-    visitor: UiVisitor,
-    content: Child,
-    status: 200 | 401 | 403 = 200,
-  ) => {
-    if (c.req.header("x-quasar-fragment") === "1")
-      return c.html(String(<Live now={new Date(common.now())}>{content}</Live>), status);
-    const page = (
-      <Page
-        view={view}
-        visitor={visitor}
-        next={c.req.path + (new URL(c.req.url).search || "")}
-        {...(view === "sign-in" ? {} : { liveMs: LIVE_REFRESH_MS })}
-      >
-        <Live now={new Date(common.now())}>{content}</Live>
-      </Page>
-    );
-    return c.html(`<!doctype html>${String(page)}`, status);
-  };
-
-  /** The visitor when it may open `view`; otherwise the sign-in answer to send. */
+  /** The visitor when it may open `view`; otherwise the sign-in page to answer with. */
   const gate = (
     c: Context<ApiEnv>,
     view: UiView,
   ): { visitor: UiVisitor; denied?: undefined } | { denied: Response | Promise<Response> } => {
-    const visitor = visitorOf(c);
+    const visitor = access.visitorOf(c);
     if (visitor.views.includes(view)) return { visitor };
-    const next = c.req.path + (new URL(c.req.url).search || "");
-    return {
-      denied: render(
-        c,
-        "sign-in",
-        visitor,
-        <SignIn next={next} view={view} signInEnabled={sessions.enabled} />,
-        401,
-      ),
-    };
+    const next = c.req.path + new URL(c.req.url).search;
+    const signIn = <SignIn next={next} view={view} signInEnabled={access.sessions.enabled} />;
+    return { denied: render(c, "sign-in", visitor, signIn, 401) };
   };
 
-  /**
-   * Actions come from this dashboard only: a browser's Sec-Fetch-Site and Origin (when sent)
-   * must be this site. The CSRF token and the SameSite cookie are checked besides.
-   */
-  const sameOrigin = (c: Context<ApiEnv>): boolean => {
-    const site = c.req.header("sec-fetch-site");
-    if (site !== undefined && site !== "same-origin" && site !== "none") return false;
-    const origin = c.req.header("origin");
-    if (origin === undefined) return true;
-    return origin === new URL(c.req.url).origin || (publicOrigin !== "" && origin === publicOrigin);
-  };
-
-  /** The admin's session when the form's CSRF token matches it and the request is ours. */
-  const authorizeAction = async (c: Context<ApiEnv>) => {
-    const visitor = visitorOf(c);
-    const form = await c.req.parseBody();
-    const csrf = typeof form.csrf === "string" ? form.csrf : "";
-    const ok =
-      visitor.admin &&
-      visitor.csrf !== undefined &&
-      sameSecret(csrf, visitor.csrf) &&
-      sameOrigin(c);
-    return { ok, form, visitor };
-  };
-
-  app.use("/ui", securityHeaders);
-  app.use("/ui/*", securityHeaders);
-
-  app.get("/ui/assets/ui.css", (c) =>
-    c.body(STYLESHEET, 200, { "content-type": "text/css; charset=utf-8", ...ASSET_CACHE }),
-  );
-  app.get("/ui/assets/live.js", (c) =>
-    c.body(LIVE_SCRIPT, 200, {
-      "content-type": "text/javascript; charset=utf-8",
-      ...ASSET_CACHE,
-    }),
-  );
-
-  app.get("/ui/assets/icon.svg", (c) =>
-    c.body(ICON, 200, { "content-type": "image/svg+xml", ...ASSET_CACHE }),
-  );
+  registerUiAssets(app);
+  registerSignInRoutes(app, common, access, render);
 
   app.get("/ui", async (c) => {
     const access = gate(c, "overview");
@@ -189,7 +99,7 @@ export function registerUiRoutes(app: ApiApp, common: ApiCommon, source: Dashboa
   });
 
   app.post("/ui/stuck/retry", async (c) => {
-    const { ok, form } = await authorizeAction(c);
+    const { ok, form } = await access.authorizeAction(c);
     if (!ok) return c.text("forbidden: sign in again and retry from the dashboard", 403);
     const backendId = typeof form.backend === "string" ? form.backend : "";
     const check = checkCid(typeof form.cid === "string" ? form.cid : "");
@@ -230,91 +140,9 @@ export function registerUiRoutes(app: ApiApp, common: ApiCommon, source: Dashboa
       <KeysView keyIds={keyIds} usage={await source.usage()} />,
     );
   });
-
-  app.get("/ui/login", (c) => {
-    const visitor = visitorOf(c);
-    return render(
-      c,
-      "sign-in",
-      visitor,
-      <SignIn next={safeNext(c.req.query("next"))} signInEnabled={sessions.enabled} />,
-    );
-  });
-
-  app.post("/ui/login", async (c) => {
-    const visitor = visitorOf(c);
-    const form = await c.req.parseBody();
-    const next = safeNext(typeof form.next === "string" ? form.next : undefined);
-    const token = typeof form.token === "string" ? form.token : "";
-    const valid =
-      sessions.enabled &&
-      sameOrigin(c) &&
-      token.length <= 4_096 &&
-      sameSecret(token, config.QUASAR_ADMIN_TOKEN);
-    if (!valid) {
-      common.logger.warn({ msg: "dashboard sign-in refused" });
-      return render(
-        c,
-        "sign-in",
-        visitor,
-        <SignIn
-          next={next}
-          signInEnabled={sessions.enabled}
-          message="That is not the admin token."
-        />,
-        401,
-      );
-    }
-    setCookie(c, SESSION_COOKIE, sessions.issue(common.now()), {
-      path: "/ui",
-      httpOnly: true,
-      sameSite: "Strict",
-      secure: isHttps(c, config.QUASAR_PUBLIC_URL),
-      maxAge: Math.floor(SESSION_TTL_MS / 1_000),
-    });
-    return c.redirect(next, 303);
-  });
-
-  app.post("/ui/logout", async (c) => {
-    const { ok } = await authorizeAction(c);
-    if (!ok) return c.text("forbidden", 403);
-    deleteCookie(c, SESSION_COOKIE, { path: "/ui" });
-    return c.redirect(viewPath("overview"), 303);
-  });
 }
 
-const LIVE_REFRESH_MS = 5_000;
 const STUCK_ROWS = 200;
-const ASSET_CACHE = { "cache-control": "public, max-age=300" };
-
-// Read once at start: the assets ship with the source, nothing is built.
-const STYLESHEET = readFileSync(new URL("./assets/ui.css", import.meta.url), "utf8");
-const LIVE_SCRIPT = readFileSync(new URL("./assets/live.js", import.meta.url), "utf8");
-const ICON = readFileSync(new URL("./assets/icon.svg", import.meta.url), "utf8");
-
-/** No inline script or style, no framing, no referrer to other sites, nothing cached but the assets. */
-async function securityHeaders(c: Context<ApiEnv>, next: () => Promise<void>): Promise<void> {
-  await next();
-  c.header(
-    "content-security-policy",
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  );
-  c.header("x-content-type-options", "nosniff");
-  c.header("x-frame-options", "DENY");
-  // Not no-referrer: Chromium then sends `Origin: null` on the dashboard's own forms.
-  c.header("referrer-policy", "same-origin");
-  if (!c.req.path.startsWith("/ui/assets/")) c.header("cache-control", "no-store");
-}
-
-/** Where sign-in may send the browser: a dashboard path, never another site. */
-function safeNext(next: string | undefined): string {
-  if (next === undefined || !/^\/ui(\/[A-Za-z0-9/_-]*)?(\?[^\\]*)?$/.test(next)) return "/ui";
-  return next;
-}
-
-function isHttps(c: Context<ApiEnv>, publicUrl: string): boolean {
-  return new URL(c.req.url).protocol === "https:" || publicUrl.startsWith("https:");
-}
 
 const RETRY_OUTCOMES = ["requeued", "in_flight", "not_stuck", "absent"] as const;
 function isRetryOutcome(value: string | undefined): value is (typeof RETRY_OUTCOMES)[number] {
