@@ -46,7 +46,11 @@ export function registerUiRoutes(app: ApiApp, common: ApiCommon, source: Dashboa
   app.get("/ui", async (c) => {
     const access = gate(c, "overview");
     if (access.denied) return access.denied;
-    const [report, pinRate] = await Promise.all([source.status(), source.pinsPerMinute()]);
+    // The report lists what it could not read; an unreadable log only leaves the chart empty.
+    const [report, pinRate] = await Promise.all([
+      source.status(),
+      source.pinsPerMinute().catch(() => []),
+    ]);
     return render(c, "overview", access.visitor, <Overview report={report} pinRate={pinRate} />);
   });
 
