@@ -21,6 +21,8 @@ import { registerOpsRoutes } from "./routes/ops.js";
 import { registerPinRoutes } from "./routes/pins.js";
 import { registerQuasarRoutes } from "./routes/quasar.js";
 import type { ApiApp } from "./routes/shared.js";
+import { registerUiRoutes } from "./ui/routes.js";
+import type { DashboardSource } from "./ui/source.js";
 import { createUploadSlots } from "./upload-slots.js";
 
 /** Everything the HTTP API needs; nothing is read from the environment or globals. */
@@ -44,6 +46,8 @@ export type CreateAppOptions = {
    * Defaults to counters in this process's memory, on the `now` clock.
    */
   rateLimiter?: RateLimiter;
+  /** The operator dashboard's data (api/ui/source.ts); without it /ui is not served. */
+  dashboard?: DashboardSource;
 };
 
 /**
@@ -54,6 +58,7 @@ export type CreateAppOptions = {
  *   /api/v0/…        the original Quasar routes (Aragon client), pin status, storageContracts
  *   /kubo/api/v0/…   the Kubo RPC subset for stock kubo-rpc-client
  *   /healthz /readyz /metrics /openapi.json /docs
+ *   /ui              the operator dashboard (when `dashboard` is given)
  */
 export function createApp(options: CreateAppOptions): ApiApp {
   const { config, logger } = options;
@@ -132,6 +137,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
   };
   app.use("/api/*", limit);
   app.use("/kubo/*", limit);
+  // Sign-in guesses are rate limited like API calls.
+  app.use("/ui/login", limit);
 
   const uploadSlots = createUploadSlots(config.QUASAR_MAX_UPLOADS_PER_CLIENT);
   const oneSlot = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
@@ -150,6 +157,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
   registerPinRoutes(app, common);
   registerContractRoutes(app, common);
   registerKuboRoutes(app, common);
+  if (options.dashboard) registerUiRoutes(app, common, options.dashboard);
 
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", "not found", `no route ${c.req.method} ${c.req.path}`),
