@@ -1,12 +1,7 @@
-import { Command, CommanderError } from "commander";
+import { CommanderError } from "commander";
 import { ConfigError } from "@/core/config/errors.js";
 import { BaseError } from "@/core/errors.js";
-import { registerAuditCommands } from "./commands/audit.js";
-import { registerConfigCommands } from "./commands/config.js";
-import { registerContractsCommands } from "./commands/contracts.js";
-import { registerDevCommand } from "./commands/dev.js";
-import { registerStartCommands } from "./commands/start.js";
-import { registerStatusCommand } from "./commands/status.js";
+import { buildProgram } from "./program.js";
 
 /**
  * The `quasar` command. One AbortController is the shutdown signal of the whole process:
@@ -23,19 +18,7 @@ for (const name of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-const program = new Command("quasar")
-  .description(
-    "Quasar keeps exactly the right IPFS content pinned, as recorded by storage contracts on Ethereum.",
-  )
-  .showHelpAfterError()
-  .exitOverride();
-
-registerDevCommand(program, shutdown.signal);
-registerStartCommands(program, shutdown.signal);
-registerStatusCommand(program, shutdown.signal);
-registerContractsCommands(program, shutdown.signal);
-registerConfigCommands(program);
-registerAuditCommands(program, shutdown.signal);
+const program = buildProgram(shutdown.signal);
 
 try {
   await program.parseAsync(process.argv);
