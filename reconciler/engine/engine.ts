@@ -33,6 +33,7 @@ import {
   requiredReplicas as decideRequiredReplicas,
   type Readiness,
 } from "./decide-replicas.js";
+import { decideNextStepDelay } from "./decide-wait.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -115,6 +116,8 @@ export type Reconciler = {
 
 const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
+/** A sweep still listing after this long logs its progress, and again every such period. */
+const SWEEP_PROGRESS_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
 
@@ -240,9 +243,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     const timer = metrics.sweepSeconds.startTimer({ backend: backend.label });
     const signal = lifecycle?.signal;
     let listed = 0;
+    const sweepStarted = Date.now();
+    let lastReport = sweepStarted;
     async function* listing() {
       for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
+        // A large backend's sweep (the first one above all) takes a while: say it moves.
+        if (listed % 1_000 === 0 && Date.now() - lastReport >= SWEEP_PROGRESS_MS) {
+          lastReport = Date.now();
+          logger.info({
+            msg: "sweep in progress",
+            backend: backend.label,
+            listed,
+            seconds: Math.round((lastReport - sweepStarted) / 1_000),
+          });
+        }
         yield pin.cid.toV1().toString();
       }
     }
@@ -280,6 +295,14 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       unwanted += await apply(changes);
     }
     timer();
+    if (Date.now() - sweepStarted >= SWEEP_PROGRESS_MS) {
+      logger.info({
+        msg: "sweep done",
+        backend: backend.label,
+        listed,
+        seconds: Math.round((Date.now() - sweepStarted) / 1_000),
+      });
+    }
     if (requeued + unwanted > 0) {
       logger.info({ msg: "sweep repaired drift", backend: backend.label, requeued, unwanted });
     }
@@ -374,6 +397,17 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     }
   }
 
+  /** One interval, or less when an expiry falls due sooner (decide-wait.ts). */
+  async function nextDelay(): Promise<number> {
+    const intervalMs = config.QUASAR_RECONCILE_INTERVAL;
+    try {
+      const nextChangeAt = await desiredStore.nextChangeAt();
+      return decideNextStepDelay({ nowMs: now().getTime(), nextChangeAt, intervalMs });
+    } catch {
+      return intervalMs;
+    }
+  }
+
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
     let lastMetrics = 0;
@@ -410,7 +444,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           err: describeError(error),
         });
       }
-      await sleep(config.QUASAR_RECONCILE_INTERVAL, signal);
+      await sleep(await nextDelay(), signal);
     }
     await refreshing;
   }
