@@ -213,7 +213,8 @@ try {
     const receipt = await clients.publicClient.getTransactionReceipt({ hash });
     for (const cid of cids) blockOf.set(v1(cid), receipt.blockNumber);
   }
-  const lastBlock = [...blockOf.values()].reduce((a, b) => (a > b ? a : b));
+  let lastBlock = 0n;
+  for (const block of blockOf.values()) if (block > lastBlock) lastBlock = block;
   log(`waiting for block ${lastBlock + BigInt(FINALITY)} (the last PinHash final) and the pins`);
   const deadlineA = Date.now() + 180_000;
   while (
