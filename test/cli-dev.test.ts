@@ -241,6 +241,14 @@ describe("quasar dev", () => {
     );
     expect(status.desired).toBe(true);
 
+    // The terminal: one readable line per event, the part first (no colour: not a terminal);
+    // PostgreSQL's own chatter only with --verbose; the dashboard among the URLs.
+    expect(dev.stdout()).toMatch(/^reconciler │ \d\d:\d\d:\d\d\.\d{3} INFO {2}reconciler running/m);
+    expect(dev.stdout()).not.toMatch(/"level":\d+/);
+    expect(dev.stdout()).not.toContain("\x1b[");
+    expect(`${dev.stdout()}${dev.stderr()}`).not.toMatch(/^postgres │ /m);
+    expect(dev.stdout()).toMatch(/^ {2}dashboard +http:\/\/127\.0\.0\.1:\d+\/ui$/m);
+
     // `quasar status` from another terminal sees the same.
     const statusRun = spawn(NODE, [QUASAR, "status", "--json"], {
       cwd,

@@ -47,7 +47,10 @@ export async function runReplay(
     options.toBlock === undefined ? undefined : parseBlock(options.toBlock, "--to-block");
   const at = options.at === undefined ? undefined : parseInstant(options.at, "--at");
   const now = new Date();
-  const progress = createProgress(`replaying chain ${chain.id}`);
+  const progress = createProgress(
+    `replaying chain ${chain.id}${options.rpc === undefined ? "" : " from its RPC"}`,
+    { unit: options.rpc === undefined ? "blocks" : "blocks read (registry, then PinHash logs)" },
+  );
 
   try {
     if (options.rpc !== undefined) {
