@@ -5,18 +5,23 @@ import { buildProgram } from "./program.js";
 
 /**
  * The `quasar` command. One AbortController is the shutdown signal of the whole process:
- * the first SIGINT/SIGTERM aborts it (every loop and child stops gracefully), a second one
- * exits at once.
+ * the first SIGINT/SIGTERM/SIGHUP aborts it (every loop and child stops gracefully), a
+ * second one exits at once. SIGHUP is a closed terminal: without it `quasar dev` would die
+ * at once and leave its anvil and PostgreSQL (own process groups) running.
  */
 const shutdown = new AbortController();
 let signals = 0;
-for (const name of ["SIGINT", "SIGTERM"] as const) {
+for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(name, () => {
     signals++;
     if (signals > 1) process.exit(130);
     shutdown.abort(new Error(`received ${name}`));
   });
 }
+
+// After a hang-up, writing to the closed terminal fails (EIO): that must not end the
+// process before it has stopped what it started.
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
 
 const program = buildProgram(shutdown.signal);
 

@@ -93,6 +93,11 @@ async function waitForHttp(url: string, signal: AbortSignal, timeoutMs: number):
   return false;
 }
 
+/** Ponder's line for a block without events: one a second on anvil, shown only with --verbose. */
+function isEmptyBlockLine(line: string): boolean {
+  return /\bIndexed block\b.*\bevent_count=0\b/.test(line);
+}
+
 function banner(info: {
   apiUrl: string;
   rpcUrl: string;
@@ -131,7 +136,10 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       .description(
         "Run the whole stack on embedded defaults: PostgreSQL (unless DATABASE_URL is set), a local anvil chain with the contracts, the indexer, the reconciler, the API and an embedded IPFS node. Data under ./.quasar.",
       )
-      .option("--verbose", "also show PostgreSQL's and anvil's own output")
+      .option(
+        "--verbose",
+        "also show PostgreSQL's and anvil's own output, and the indexer's blocks without events",
+      )
       .option("--pretty", "render the parts' logs for a person (the default here)")
       .option("--json", "the parts' raw JSON log lines instead"),
   ).action(async (options: Record<string, unknown>) => {
@@ -224,8 +232,21 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       cleanups.push(() => rm(join(dir, "dev.env"), { force: true }));
       if (signal.aborted) return;
 
+      const verbose = options.verbose === true;
+      const children = partSpecs(
+        PARTS,
+        env,
+        cwd,
+        config,
+        // Ponder's pg client warns of a deprecation on every start: noise to a user.
+        verbose
+          ? {}
+          : { indexer: { NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} --no-deprecation`.trim() } },
+      ).map((spec) =>
+        spec.name === "indexer" && !verbose ? { ...spec, hide: isEmptyBlockLine } : spec,
+      );
       const supervisor = superviseChildren({
-        children: partSpecs(PARTS, env, cwd, config),
+        children,
         signal,
         format: chooseLogFormat(options, "pretty"),
         color: useColor(process.stderr),

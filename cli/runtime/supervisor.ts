@@ -26,6 +26,8 @@ export type ChildSpec = {
    * for `unhealthyAfterMs` is stopped and so restarted like a crash.
    */
   health?: { check: () => Promise<boolean>; intervalMs?: number; unhealthyAfterMs: number };
+  /** Lines not shown (`quasar dev` without --verbose: the indexer's empty blocks). */
+  hide?: (line: string) => boolean;
 };
 
 export type SupervisorEvent =
@@ -103,8 +105,11 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
         stdio: ["pipe", "pipe", "pipe"],
       });
       child.on("error", (error) => note(`failed to start: ${error.message}`));
-      forEachLine(child.stdout, (line) => out.write(`${render(spec.name, line)}\n`));
-      forEachLine(child.stderr, (line) => err.write(`${render(spec.name, line)}\n`));
+      const show = (stream: NodeJS.WritableStream) => (line: string) => {
+        if (!spec.hide?.(line)) stream.write(`${render(spec.name, line)}\n`);
+      };
+      forEachLine(child.stdout, show(out));
+      forEachLine(child.stderr, show(err));
       running.set(spec.name, child);
       if (child.pid !== undefined)
         options.onEvent?.({ kind: "started", name: spec.name, pid: child.pid, attempt });

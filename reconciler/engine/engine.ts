@@ -17,6 +17,7 @@ import {
 } from "@/db/ledger/engine-reads.js";
 import { applyChanges, type LedgerChange, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { queueDepths } from "@/db/ledger/queue.js";
+import { IndexerNotReadyError } from "@/db/read-model/index.js";
 import { diffPins } from "../diff.js";
 import {
   decideDesiredChange,
@@ -413,6 +414,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     let lastMetrics = 0;
     let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
+    let waitingForIndexer = false;
     while (!signal.aborted) {
       try {
         if (Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
@@ -437,12 +439,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           lastHealth = Date.now();
           void reportHealth();
         }
+        waitingForIndexer = false;
       } catch (error) {
         if (signal.aborted) break;
-        logger.error({
-          msg: "reconcile step failed; retrying next interval",
-          err: describeError(error),
-        });
+        if (error instanceof IndexerNotReadyError) {
+          // A fresh stack: the indexer creates its tables moments after we start. Say so
+          // once, not as an error every interval.
+          if (!waitingForIndexer)
+            logger.info({ msg: "waiting for the indexer's tables", err: describeError(error) });
+          waitingForIndexer = true;
+        } else {
+          logger.error({
+            msg: "reconcile step failed; retrying next interval",
+            err: describeError(error),
+          });
+        }
       }
       await sleep(await nextDelay(), signal);
     }
@@ -475,7 +486,9 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
       // (and every later one) re-derives the ledger's work from the desired set itself.
       await sweepOnce().catch((error: unknown) =>
-        logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
+        error instanceof IndexerNotReadyError
+          ? logger.info({ msg: "start-up sweep waits for the indexer's tables" })
+          : logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
       );
       loops.push(loop(signal));
     },
