@@ -21,15 +21,15 @@
  *
  * Last line:
  * {"bench":"latency","pinHashes":N,"finalToPinnedP50Ms":…,"finalToPinnedP99Ms":…,
- *  "minedToPinnedP50Ms":…,"minedToPinnedP99Ms":…,"pinP99Ms":…,"uploads":M,
+ *  "pinnedBeforeFinal":K,"minedToPinnedP50Ms":…,"minedToPinnedP99Ms":…,"pinP99Ms":…,"uploads":M,
  *  "expiryToUnpinP50Ms":…,"expiryToUnpinP99Ms":…,"reconcileIntervalMs":…,"finalityDepth":30,
- *  "goalA":bool,"goalB":bool}
+ *  "cores":2,"loadAvg1m":…,"goalA":bool,"goalB":bool}
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
@@ -296,6 +296,9 @@ try {
     reconcileIntervalMs: INTERVAL_MS,
     finalityDepth: FINALITY,
     pollMs: 100,
+    // The machine is shared: how many cores, and how busy they were during the run.
+    cores: cpus().length,
+    loadAvg1m: Math.round((loadavg()[0] ?? 0) * 100) / 100,
     goalA: percentile(finalToPinned, 99) <= INTERVAL_MS + pinP99Ms,
     goalB: percentile(expiryToUnpin, 99) <= INTERVAL_MS,
   };

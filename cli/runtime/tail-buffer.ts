@@ -20,6 +20,6 @@ export function createTailBuffer(maxLines = 50): TailBuffer {
     },
   });
   return Object.assign(sink, {
-    lines: () => (pending === "" ? [...kept] : [...kept, pending]),
+    lines: () => (pending === "" ? [...kept] : [...kept, pending]).slice(-maxLines),
   });
 }
