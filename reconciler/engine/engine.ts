@@ -74,6 +74,8 @@ export type CreateReconcilerParams = {
   config: EngineConfig;
   /** On stop: how long in-flight commands may finish before being abandoned (default 10 s). */
   stopGraceMs?: number;
+  /** A sweep still listing after this long logs its progress, and again every such period (default 10 s). */
+  sweepProgressMs?: number;
   now?: () => Date;
 };
 
@@ -117,8 +119,6 @@ export type Reconciler = {
 
 const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
-/** A sweep still listing after this long logs its progress, and again every such period. */
-const SWEEP_PROGRESS_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
 
@@ -128,6 +128,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const db = ledgerDb(params.db, config.QUASAR_RECONCILER_SCHEMA);
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
+  const sweepProgressMs = params.sweepProgressMs ?? 10_000;
   const backendIds = backends.map((b) => b.id);
   const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
@@ -250,7 +251,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
         // A large backend's sweep (the first one above all) takes a while: say it moves.
-        if (listed % 1_000 === 0 && Date.now() - lastReport >= SWEEP_PROGRESS_MS) {
+        if (Date.now() - lastReport >= sweepProgressMs) {
           lastReport = Date.now();
           logger.info({
             msg: "sweep in progress",
@@ -296,7 +297,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       unwanted += await apply(changes);
     }
     timer();
-    if (Date.now() - sweepStarted >= SWEEP_PROGRESS_MS) {
+    if (Date.now() - sweepStarted >= sweepProgressMs) {
       logger.info({
         msg: "sweep done",
         backend: backend.label,
