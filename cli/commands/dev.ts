@@ -249,7 +249,8 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
         children,
         signal,
         format: chooseLogFormat(options, "pretty"),
-        color: useColor(process.stderr),
+        // The parts log to stdout: colour when that is a terminal.
+        color: useColor(process.stdout),
       });
       const host = config.QUASAR_API_HOST === "0.0.0.0" ? "127.0.0.1" : config.QUASAR_API_HOST;
       const apiUrl = `http://${host}:${config.QUASAR_API_PORT}`;

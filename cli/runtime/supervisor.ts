@@ -5,8 +5,9 @@ import { exitOf, forEachLine, stopGroup } from "./processes.js";
 
 /**
  * Runs Quasar's parts as child processes: one log stream (each line prefixed with the
- * part's name, or rendered for a person: `format`), a crashed part restarted with exponential backoff, and an orderly stop when
- * the signal aborts (SIGTERM to each part's process group, SIGKILL after a deadline).
+ * part's name, or rendered for a person: `format`), a crashed part restarted with
+ * exponential backoff, and an orderly stop when the signal aborts (SIGTERM to each part's
+ * process group, SIGKILL after a deadline).
  */
 export type ChildSpec = {
   /** Short name used as the log prefix, e.g. "indexer". */
