@@ -7,7 +7,7 @@ import {
 import { describeError } from "@/core/errors.js";
 import { openDatabase, toJson } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
-import { resolveConfig } from "../settings.js";
+import { addSettingOptions, applySettingFlags, resolveConfig } from "../settings.js";
 import { formatTable } from "../table.js";
 
 export type { BackendHealthLine, StatusReport } from "@/api/status-report.js";
@@ -92,14 +92,18 @@ export function formatBackendHealth(lines: readonly BackendHealthLine[]): string
 }
 
 export function registerStatusCommand(program: Command, _signal: AbortSignal): void {
-  program
-    .command("status")
-    .description(
-      "Per chain head, indexed and finalized block; desired, pending, optimistic and demoted counts; per backend pinned, pinning, queued, failed and lag",
-    )
-    .option("--json", "print JSON for scripts")
-    .action(async (options: { json?: boolean }) => {
-      const report = await collectStatus(commandEnvironment(process.env, process.cwd()));
-      process.stdout.write(options.json ? `${toJson(report)}\n` : formatStatus(report));
-    });
+  addSettingOptions(
+    program
+      .command("status")
+      .description(
+        "Per chain head, indexed and finalized block; desired, pending, optimistic and demoted counts; per backend pinned, pinning, queued, failed and lag",
+      )
+      .option("--json", "print JSON for scripts"),
+    { hidden: true },
+  ).action(async (options: Record<string, unknown>) => {
+    const report = await collectStatus(
+      applySettingFlags(options, commandEnvironment(process.env, process.cwd())),
+    );
+    process.stdout.write(options.json === true ? `${toJson(report)}\n` : formatStatus(report));
+  });
 }

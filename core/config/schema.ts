@@ -208,7 +208,7 @@ export const configSchema = z
       "Backends that must hold each desired CID; 0 means every configured backend.",
     ),
     QUASAR_RECONCILE_INTERVAL: duration("2s").describe(
-      "Pause between incremental reconcile steps.",
+      "Pause between incremental reconcile steps; an expiry (an upload's TTL) due sooner ends the pause early, at most one step per 250 ms.",
     ),
     QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
       "Period of the full sweep that compares every backend's real pins with the desired set.",

@@ -17,6 +17,7 @@ import {
 } from "@/db/ledger/engine-reads.js";
 import { applyChanges, type LedgerChange, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { queueDepths } from "@/db/ledger/queue.js";
+import { IndexerNotReadyError } from "@/db/read-model/index.js";
 import { diffPins } from "../diff.js";
 import {
   decideDesiredChange,
@@ -33,6 +34,7 @@ import {
   requiredReplicas as decideRequiredReplicas,
   type Readiness,
 } from "./decide-replicas.js";
+import { decideNextStepDelay } from "./decide-wait.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -72,6 +74,8 @@ export type CreateReconcilerParams = {
   config: EngineConfig;
   /** On stop: how long in-flight commands may finish before being abandoned (default 10 s). */
   stopGraceMs?: number;
+  /** A sweep still listing after this long logs its progress, and again every such period (default 10 s). */
+  sweepProgressMs?: number;
   now?: () => Date;
 };
 
@@ -126,6 +130,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const db = ledgerDb(params.db, config.QUASAR_RECONCILER_SCHEMA);
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
+  const sweepProgressMs = params.sweepProgressMs ?? 10_000;
   const backendIds = backends.map((b) => b.id);
   const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
@@ -242,9 +247,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     const timer = metrics.sweepSeconds.startTimer({ backend: backend.label });
     const signal = lifecycle?.signal;
     let listed = 0;
+    const sweepStarted = Date.now();
+    let lastReport = sweepStarted;
     async function* listing() {
       for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
+        // A large backend's sweep (the first one above all) takes a while: say it moves.
+        if (Date.now() - lastReport >= sweepProgressMs) {
+          lastReport = Date.now();
+          logger.info({
+            msg: "sweep in progress",
+            backend: backend.label,
+            listed,
+            seconds: Math.round((lastReport - sweepStarted) / 1_000),
+          });
+        }
         yield pin.cid.toV1().toString();
       }
     }
@@ -282,6 +299,14 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       unwanted += await apply(changes);
     }
     timer();
+    if (Date.now() - sweepStarted >= sweepProgressMs) {
+      logger.info({
+        msg: "sweep done",
+        backend: backend.label,
+        listed,
+        seconds: Math.round((Date.now() - sweepStarted) / 1_000),
+      });
+    }
     if (requeued + unwanted > 0) {
       logger.info({ msg: "sweep repaired drift", backend: backend.label, requeued, unwanted });
     }
@@ -391,6 +416,17 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     skippedRetryAt = Date.now() + SKIPPED_SWEEP_RETRY_MS;
   };
 
+  /** One interval, or less when an expiry falls due sooner (decide-wait.ts). */
+  async function nextDelay(): Promise<number> {
+    const intervalMs = config.QUASAR_RECONCILE_INTERVAL;
+    try {
+      const nextChangeAt = await desiredStore.nextChangeAt();
+      return decideNextStepDelay({ nowMs: now().getTime(), nextChangeAt, intervalMs });
+    } catch {
+      return intervalMs;
+    }
+  }
+
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
     // Set by a failed round: the next one sweeps (see the catch below).
@@ -398,6 +434,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     let lastMetrics = 0;
     let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
+    let waitingForIndexer = false;
     while (!signal.aborted) {
       try {
         if (repairDue || Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
@@ -425,19 +462,28 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           lastHealth = Date.now();
           void reportHealth();
         }
+        waitingForIndexer = false;
       } catch (error) {
         if (signal.aborted) break;
-        // The desired store's step may have committed (or its COMMIT landed with the answer
-        // lost) while its ledger work was not written: the store will not hand those changes
-        // out again. Only a sweep re-derives the ledger's work from the desired set itself, so
-        // the next round is one, rather than the hourly one.
-        repairDue = true;
-        logger.error({
-          msg: "reconcile step failed; retrying next interval with a sweep",
-          err: describeError(error),
-        });
+        if (error instanceof IndexerNotReadyError) {
+          // A fresh stack: the indexer creates its tables moments after we start. Say so
+          // once, not as an error every interval.
+          if (!waitingForIndexer)
+            logger.info({ msg: "waiting for the indexer's tables", err: describeError(error) });
+          waitingForIndexer = true;
+        } else {
+          // The desired store's step may have committed (or its COMMIT landed with the answer
+          // lost) while its ledger work was not written: the store will not hand those changes
+          // out again. Only a sweep re-derives the ledger's work from the desired set itself,
+          // so the next round is one, rather than the hourly one.
+          repairDue = true;
+          logger.error({
+            msg: "reconcile step failed; retrying next interval with a sweep",
+            err: describeError(error),
+          });
+        }
       }
-      await sleep(config.QUASAR_RECONCILE_INTERVAL, signal);
+      await sleep(await nextDelay(), signal);
     }
     await refreshing;
   }
@@ -468,7 +514,9 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
       // (and every later one) re-derives the ledger's work from the desired set itself.
       await sweepAndNoteSkipped().catch((error: unknown) =>
-        logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
+        error instanceof IndexerNotReadyError
+          ? logger.info({ msg: "start-up sweep waits for the indexer's tables" })
+          : logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
       );
       loops.push(loop(signal));
     },
