@@ -23,6 +23,8 @@ import { registerPinRoutes } from "./routes/pins.js";
 import { registerPsaRoutes } from "./routes/psa.js";
 import { registerQuasarRoutes } from "./routes/quasar.js";
 import type { ApiApp } from "./routes/shared.js";
+import { registerUiRoutes } from "./ui/routes.js";
+import type { DashboardSource } from "./ui/source.js";
 import { createUploadSlots } from "./upload-slots.js";
 
 /** Everything the HTTP API needs; nothing is read from the environment or globals. */
@@ -46,6 +48,8 @@ export type CreateAppOptions = {
    * Defaults to counters in this process's memory, on the `now` clock.
    */
   rateLimiter?: RateLimiter;
+  /** The operator dashboard's data (api/ui/source.ts); without it /ui is not served. */
+  dashboard?: DashboardSource;
 };
 
 /**
@@ -57,6 +61,7 @@ export type CreateAppOptions = {
  *   /kubo/api/v0/…   the Kubo RPC subset for stock kubo-rpc-client
  *   /psa/pins…       the IPFS Pinning Service API (`ipfs pin remote`)
  *   /healthz /readyz /metrics /openapi.json /docs
+ *   /ui              the operator dashboard (when `dashboard` is given)
  */
 export function createApp(options: CreateAppOptions): ApiApp {
   const { config, logger } = options;
@@ -139,6 +144,8 @@ export function createApp(options: CreateAppOptions): ApiApp {
   app.use("/api/*", limit);
   app.use("/kubo/*", limit);
   app.use("/psa/*", limit);
+  // Sign-in guesses are rate limited like API calls.
+  app.use("/ui/login", limit);
 
   const uploadSlots = createUploadSlots(config.QUASAR_MAX_UPLOADS_PER_CLIENT);
   const oneSlot = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
@@ -159,6 +166,7 @@ export function createApp(options: CreateAppOptions): ApiApp {
   registerKuboRoutes(app, common);
   registerPsaRoutes(app, common);
   registerKeyRoutes(app, common);
+  if (options.dashboard) registerUiRoutes(app, common, options.dashboard);
 
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", "not found", `no route ${c.req.method} ${c.req.path}`),

@@ -136,6 +136,10 @@ const chains = z
     return result.data.map((chain) => ({ ...chain, name: chain.name ?? `chain${chain.id}` }));
   });
 
+/** Dashboard views an operator may open to everyone (QUASAR_UI_PUBLIC); keys never. */
+export const PUBLIC_UI_VIEWS = ["overview", "pin", "stuck", "backends"] as const;
+export type PublicUiView = (typeof PUBLIC_UI_VIEWS)[number];
+
 const schemaName = (fallback: string) =>
   z
     .string()
@@ -204,7 +208,7 @@ export const configSchema = z
       "Backends that must hold each desired CID; 0 means every configured backend.",
     ),
     QUASAR_RECONCILE_INTERVAL: duration("2s").describe(
-      "Pause between incremental reconcile steps.",
+      "Pause between incremental reconcile steps; an expiry (an upload's TTL) due sooner ends the pause early, at most one step per 250 ms.",
     ),
     QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
       "Period of the full sweep that compares every backend's real pins with the desired set.",
@@ -258,6 +262,26 @@ export const configSchema = z
       .string()
       .default("")
       .describe("Bearer token for admin routes; empty disables them."),
+    QUASAR_UI_PUBLIC: list()
+      .transform((views, ctx) => {
+        const unknown = views.filter(
+          (view) => !(PUBLIC_UI_VIEWS as readonly string[]).includes(view),
+        );
+        if (unknown.length > 0) {
+          ctx.addIssue({
+            code: "custom",
+            message: `expected a comma-separated list of ${PUBLIC_UI_VIEWS.join(", ")}, got "${unknown.join(",")}"`,
+          });
+          return z.NEVER;
+        }
+        return views as PublicUiView[];
+      })
+      .describe(
+        `Dashboard views (/ui) shown without signing in, comma-separated: ${PUBLIC_UI_VIEWS.join(", ")}; empty shows none (the keys view always needs the admin token).`,
+      ),
+    QUASAR_UI_STUCK_AFTER: duration("10m").describe(
+      "The dashboard's stuck view lists pins queued or pinning for longer than this (and every failed pin).",
+    ),
     QUASAR_RATE_LIMIT: integer(100, 0).describe(
       "Requests per window per API key or client address; 0 disables the limit.",
     ),

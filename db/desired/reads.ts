@@ -91,3 +91,14 @@ export async function storedReasons(
   for (const row of rows) out.set(row.cid, row.reasons.map(reasonFromJson));
   return out;
 }
+
+/** The earliest `next_change_at` of the desired set (its partial index answers it); null when none. */
+export async function earliestChangeAt(db: Kysely<Database>, schema: string): Promise<Date | null> {
+  const row = await db
+    .withSchema(schema)
+    .selectFrom("desired_cid")
+    .select((eb) => eb.fn.min("next_change_at").as("at"))
+    .executeTakeFirst();
+  const at = row?.at as Date | string | null | undefined;
+  return at === null || at === undefined ? null : new Date(at);
+}

@@ -1,6 +1,6 @@
 import { checkCid } from "@/src/cid.js";
 import { createReadModel } from "../read-model/index.js";
-import { countDesired, storedReasons, streamDesiredPages } from "./reads.js";
+import { countDesired, earliestChangeAt, storedReasons, streamDesiredPages } from "./reads.js";
 import { runStep } from "./step.js";
 import type { CreateDesiredStoreParams, DesiredLag, DesiredStore } from "./types.js";
 
@@ -45,6 +45,8 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
     },
 
     counts: () => countDesired(root, schema),
+
+    nextChangeAt: () => earliestChangeAt(root, schema),
 
     async lag(): Promise<DesiredLag[]> {
       const progress = await readModel.progress();

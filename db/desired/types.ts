@@ -60,6 +60,11 @@ export interface DesiredStore {
   counts(): Promise<DesiredCounts>;
   /** Events lag: the indexer's progress vs what has been folded, per chain. */
   lag(): Promise<DesiredLag[]>;
+  /**
+   * The earliest time-based change (an upload's or a demoted CID's expiry) among the desired
+   * CIDs as of the last step; null when none is scheduled. The engine wakes for it.
+   */
+  nextChangeAt(): Promise<Date | null>;
 }
 
 export type CreateDesiredStoreParams = {

@@ -17,6 +17,7 @@ import {
 } from "@/db/ledger/engine-reads.js";
 import { applyChanges, type LedgerChange, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { queueDepths } from "@/db/ledger/queue.js";
+import { IndexerNotReadyError } from "@/db/read-model/index.js";
 import { diffPins } from "../diff.js";
 import {
   decideDesiredChange,
@@ -33,6 +34,7 @@ import {
   requiredReplicas as decideRequiredReplicas,
   type Readiness,
 } from "./decide-replicas.js";
+import { decideNextStepDelay } from "./decide-wait.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -72,6 +74,8 @@ export type CreateReconcilerParams = {
   config: EngineConfig;
   /** On stop: how long in-flight commands may finish before being abandoned (default 10 s). */
   stopGraceMs?: number;
+  /** A sweep still listing after this long logs its progress, and again every such period (default 10 s). */
+  sweepProgressMs?: number;
   now?: () => Date;
 };
 
@@ -117,6 +121,8 @@ const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
+/** How soon a backend a sweep had to skip is swept again (on its own). */
+const SKIPPED_SWEEP_RETRY_MS = 30_000;
 
 export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const { common, config, desiredStore, backends } = params;
@@ -124,6 +130,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const db = ledgerDb(params.db, config.QUASAR_RECONCILER_SCHEMA);
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
+  const sweepProgressMs = params.sweepProgressMs ?? 10_000;
   const backendIds = backends.map((b) => b.id);
   const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
@@ -240,9 +247,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     const timer = metrics.sweepSeconds.startTimer({ backend: backend.label });
     const signal = lifecycle?.signal;
     let listed = 0;
+    const sweepStarted = Date.now();
+    let lastReport = sweepStarted;
     async function* listing() {
       for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
+        // A large backend's sweep (the first one above all) takes a while: say it moves.
+        if (Date.now() - lastReport >= sweepProgressMs) {
+          lastReport = Date.now();
+          logger.info({
+            msg: "sweep in progress",
+            backend: backend.label,
+            listed,
+            seconds: Math.round((lastReport - sweepStarted) / 1_000),
+          });
+        }
         yield pin.cid.toV1().toString();
       }
     }
@@ -280,6 +299,14 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       unwanted += await apply(changes);
     }
     timer();
+    if (Date.now() - sweepStarted >= sweepProgressMs) {
+      logger.info({
+        msg: "sweep done",
+        backend: backend.label,
+        listed,
+        seconds: Math.round((Date.now() - sweepStarted) / 1_000),
+      });
+    }
     if (requeued + unwanted > 0) {
       logger.info({ msg: "sweep repaired drift", backend: backend.label, requeued, unwanted });
     }
@@ -289,7 +316,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const rowsOf = (backendId: string, cids: string[]): Promise<Map<string, LedgerRow>> =>
     rowsByCid(db, backendId, cids);
 
-  async function sweepOnce(): Promise<SweepReport> {
+  /** Sweeps every backend, or only those in `only` (backends an earlier sweep had to skip). */
+  async function sweepOnce(only?: ReadonlySet<string>): Promise<SweepReport> {
     return exclusive(async () => {
       const started = performance.now();
       const startedAt = now();
@@ -298,7 +326,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       await apply(await resolveUnwanted(changes.flatMap(changesFor)));
       const reports: SweepReport["backends"] = [];
       for (const [i, backend] of backends.entries()) {
-        // A backend that is down is swept next time; the others go on.
+        if (only && !only.has(backend.id)) continue;
+        // A backend that is down is swept again soon (the loop's retry); the others go on.
         if (
           !(workers[i] as BackendWorker).isUp() ||
           !(await backend.ping(lifecycle?.signal).catch(() => false))
@@ -374,16 +403,46 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     }
   }
 
+  // Backends the last sweep could not list (down, or the listing broke), swept again on
+  // their own every SKIPPED_SWEEP_RETRY_MS until one succeeds: work lost before or while
+  // they were down waits for no hourly sweep.
+  let skipped = new Set<string>();
+  let skippedRetryAt = 0;
+  const sweepAndNoteSkipped = async (only?: ReadonlySet<string>) => {
+    const report = await sweepOnce(only);
+    const failed = report.backends.filter((b) => b.error !== undefined).map((b) => b.backendId);
+    const swept = new Set(report.backends.map((b) => b.backendId));
+    skipped = new Set([...[...skipped].filter((id) => !swept.has(id)), ...failed]);
+    skippedRetryAt = Date.now() + SKIPPED_SWEEP_RETRY_MS;
+  };
+
+  /** One interval, or less when an expiry falls due sooner (decide-wait.ts). */
+  async function nextDelay(): Promise<number> {
+    const intervalMs = config.QUASAR_RECONCILE_INTERVAL;
+    try {
+      const nextChangeAt = await desiredStore.nextChangeAt();
+      return decideNextStepDelay({ nowMs: now().getTime(), nextChangeAt, intervalMs });
+    } catch {
+      return intervalMs;
+    }
+  }
+
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
+    // Set by a failed round: the next one sweeps (see the catch below).
+    let repairDue = false;
     let lastMetrics = 0;
     let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
+    let waitingForIndexer = false;
     while (!signal.aborted) {
       try {
-        if (Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
+        if (repairDue || Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
           lastSweep = Date.now();
-          await sweepOnce();
+          repairDue = false;
+          await sweepAndNoteSkipped();
+        } else if (skipped.size > 0 && Date.now() >= skippedRetryAt) {
+          await sweepAndNoteSkipped(skipped);
         } else {
           await stepOnce();
         }
@@ -403,14 +462,28 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           lastHealth = Date.now();
           void reportHealth();
         }
+        waitingForIndexer = false;
       } catch (error) {
         if (signal.aborted) break;
-        logger.error({
-          msg: "reconcile step failed; retrying next interval",
-          err: describeError(error),
-        });
+        if (error instanceof IndexerNotReadyError) {
+          // A fresh stack: the indexer creates its tables moments after we start. Say so
+          // once, not as an error every interval.
+          if (!waitingForIndexer)
+            logger.info({ msg: "waiting for the indexer's tables", err: describeError(error) });
+          waitingForIndexer = true;
+        } else {
+          // The desired store's step may have committed (or its COMMIT landed with the answer
+          // lost) while its ledger work was not written: the store will not hand those changes
+          // out again. Only a sweep re-derives the ledger's work from the desired set itself,
+          // so the next round is one, rather than the hourly one.
+          repairDue = true;
+          logger.error({
+            msg: "reconcile step failed; retrying next interval with a sweep",
+            err: describeError(error),
+          });
+        }
       }
-      await sleep(config.QUASAR_RECONCILE_INTERVAL, signal);
+      await sleep(await nextDelay(), signal);
     }
     await refreshing;
   }
@@ -440,8 +513,10 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       loops = workers.map((worker) => worker.run(signal));
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
       // (and every later one) re-derives the ledger's work from the desired set itself.
-      await sweepOnce().catch((error: unknown) =>
-        logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
+      await sweepAndNoteSkipped().catch((error: unknown) =>
+        error instanceof IndexerNotReadyError
+          ? logger.info({ msg: "start-up sweep waits for the indexer's tables" })
+          : logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
       );
       loops.push(loop(signal));
     },
