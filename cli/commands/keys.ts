@@ -34,7 +34,7 @@ async function withDatabase<T>(
 export type CreateKeyOptions = { label?: string; quotaPins?: string; quotaBytes?: string };
 
 /** Creates a key; returns its id and the secret (shown once). */
-export function createKey(options: CreateKeyOptions, env: Env) {
+export async function createKey(options: CreateKeyOptions, env: Env) {
   const label = (options.label ?? "").trim();
   if (label === "" || label.length > 200) {
     throw new UsageError("--label is required (1 to 200 characters)");
