@@ -11,8 +11,12 @@
  * The database is the local PostgreSQL (DATABASE_URL), in a schema of its own, dropped after.
  *
  * Last line:
- * {"bench":"psa","pins":N,"postP99Ms":…,"pageP99Ms":…,"pages":…,"pagingSeconds":…,
- *  "cidP99Ms":…,"goals":{"p99Ms":50,"pagingSeconds":60},"met":{…}}
+ * {"bench":"psa","pins":N,"postP99Ms":…,"postP50Ms":…,"pageP99Ms":…,"pageP50Ms":…,"pages":…,
+ *  "pagingSeconds":…,"dbPageP99Ms":…,"loadAverage":…,"cidP99Ms":…,"cidP50Ms":…,
+ *  "goals":{"p99Ms":50,"pagingSeconds":60},"met":{…}}
+ * The server and the client share this process (and its one event loop), so a page's time
+ * includes the client's parsing of it; `dbPageP99Ms` is the database's share alone, and
+ * `loadAverage` says how busy the machine was.
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -55,10 +59,14 @@ const GOAL_PAGING_S = 60;
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
-function p99(samples: readonly number[]): number {
+function percentile(samples: readonly number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? 0;
+  return (
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((sorted.length * p) / 100) - 1))] ?? 0
+  );
 }
+const p99 = (samples: readonly number[]) => percentile(samples, 99);
+const p50 = (samples: readonly number[]) => percentile(samples, 50);
 
 const schema = await createTestSchema("bpsa");
 const db = connectDatabase({
@@ -169,11 +177,13 @@ try {
       match: "exact",
       statuses: ["queued", "pinning", "pinned", "failed"],
       limit: 1000,
+      delegates: [],
       ...(cursor ? { before: cursor } : {}),
     });
     dbPageMs.push(performance.now() - t);
-    if (page.results.length === 0 || page.count === page.results.length) break;
-    cursor = page.results[page.results.length - 1]?.created;
+    if (page.length === 0 || page.count === page.length) break;
+    const results = JSON.parse(page.resultsJson) as { created: string }[];
+    cursor = new Date(results[results.length - 1]?.created ?? 0);
   }
   log(`database share of a page: p99 ${round(p99(dbPageMs))} ms`);
 
@@ -191,12 +201,15 @@ try {
     bench: "psa",
     pins: N,
     postP99Ms: round(p99(postMs)),
+    postP50Ms: round(p50(postMs)),
     pageP99Ms: round(p99(pageMs)),
+    pageP50Ms: round(p50(pageMs)),
     pages: pageMs.length,
     pagingSeconds: round(pagingSeconds),
     dbPageP99Ms: round(p99(dbPageMs)),
     loadAverage: round(loadavg()[0] ?? 0),
     cidP99Ms: round(p99(cidMs)),
+    cidP50Ms: round(p50(cidMs)),
     goals: { p99Ms: GOAL_P99_MS, pagingSeconds: GOAL_PAGING_S },
     met: {
       post: p99(postMs) <= GOAL_P99_MS,

@@ -135,6 +135,23 @@ describe("Pinning Service API (served)", () => {
     expect((await status()).status).toBe("failed");
   });
 
+  it("a listed PinStatus (rendered by PostgreSQL) equals the one GET answers (rendered here)", async () => {
+    const cid = await rawCid("rendered twice");
+    await post({ cid, origins: ["/ip4/10.0.0.1/tcp/4001"], meta: { 'k"ey': "v\u00e9" } });
+    await post({ cid: await rawCid("named"), name: 'with "quotes" and é' });
+    await setLedger(cid, "pinning", 'a "quoted" error');
+    await sql`insert into ${sql.id(fx.schema.schema, "optimistic_pin")} (cid, created_at, expires_at, size, uploader, backend_id)
+      values (${cid}, now(), now() + interval '1 hour', 1234, 'test', 'elsewhere')`.execute(fx.db);
+    const listed = await list("?status=queued,pinning,pinned,failed&limit=1000");
+    expect(listed.results.length).toBeGreaterThan(2);
+    for (const result of listed.results) {
+      const single = await call("GET", `/pins/${result.requestid}`);
+      expect(result).toEqual(await single.json());
+    }
+    const rendered = listed.results.find((r) => r.pin.cid === cid);
+    expect(rendered?.info).toEqual({ status_details: 'a "quoted" error', dag_size: "1234" });
+  });
+
   it("each key sees only its own requests; another key's requestid is 404", async () => {
     const cid = await rawCid("shared");
     const a = await post({ cid, name: "shared" });

@@ -1,4 +1,4 @@
-import { type Kysely, type RawBuilder, sql, type Transaction } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import type { Database } from "../database.js";
 import type { KeyQuota } from "../keys/keys.js";
 import {
@@ -12,8 +12,8 @@ import {
 
 /**
  * The Pinning Service API's requests: the one writer of psa_request and psa_usage, and their
- * reads. Every write takes the key's advisory lock first, so a key's quota check, its
- * `created` spacing and its usage counter see one request at a time (other keys do not wait).
+ * reads. Every write locks the key's usage row first, so a key's quota check, its `created`
+ * spacing and its usage counter see one request at a time (other keys do not wait).
  * Each write also queues the CID in desired_dirty_cid: the desired step then re-counts its
  * requests (the `psa` reason) in its next step. `schema` is QUASAR_RECONCILER_SCHEMA.
  */
@@ -75,11 +75,6 @@ export type PsaListFilter = {
   limit: number;
 };
 
-/** A key's lock: one request of a key is written at a time. */
-function lockKey(trx: Transaction<Database>, schema: string, keyId: string) {
-  return sql`select pg_advisory_xact_lock(hashtext(${`${schema}.psa:${keyId}`}))`.execute(trx);
-}
-
 class Refusal extends Error {
   constructor(readonly outcome: Exclude<CreateOutcome, { created: PsaRequestRecord }>) {
     super("refused");
@@ -94,13 +89,23 @@ export async function createPsaRequest(
   input: NewPsaRequest,
 ): Promise<CreateOutcome> {
   try {
-    const requestid = await db.transaction().execute(async (trx) => {
-      await lockKey(trx, schema, input.keyId);
-      const scoped = trx.withSchema(schema);
+    const row = await db.transaction().execute(async (trx) => {
+      // The key's usage row, locked for this transaction (created if new), read with the
+      // known size of the CID: one round trip. The row is the key's lock: quota, `created`
+      // spacing and counters see one request of a key at a time.
+      const [known] = (
+        await sql<{ requests: string; bytes: string; size: string }>`
+          insert into ${sql.id(schema, "psa_usage")} (key_id) values (${input.keyId})
+          on conflict (key_id) do update set key_id = excluded.key_id
+          returning requests::text, bytes::text,
+            (select coalesce(max(size), 0) from ${sql.id(schema, "optimistic_pin")}
+             where cid = ${input.cid})::text as size`.execute(trx)
+      ).rows;
       let freed = { requests: 0, bytes: 0 };
       const dirty = new Set([input.cid]);
       if (input.replaces !== undefined) {
-        const old = await scoped
+        const old = await trx
+          .withSchema(schema)
           .deleteFrom("psa_request")
           .where("requestid", "=", input.replaces)
           .where("key_id", "=", input.keyId)
@@ -110,14 +115,6 @@ export async function createPsaRequest(
         freed = { requests: 1, bytes: Number(old.size) };
         dirty.add(old.cid);
       }
-      const [known] = (
-        await sql<{ size: string; requests: string; bytes: string }>`select
-          (select coalesce(max(size), 0) from ${sql.id(schema, "optimistic_pin")} where cid = ${input.cid})::text as size,
-          coalesce((select requests from ${sql.id(schema, "psa_usage")} where key_id = ${input.keyId}), 0)::text as requests,
-          coalesce((select bytes from ${sql.id(schema, "psa_usage")} where key_id = ${input.keyId}), 0)::text as bytes`.execute(
-          trx,
-        )
-      ).rows;
       const size = Number(known?.size ?? 0);
       const requests = Number(known?.requests ?? 0) - freed.requests + 1;
       const bytes = Number(known?.bytes ?? 0) - freed.bytes + size;
@@ -133,9 +130,10 @@ export async function createPsaRequest(
           details: `this key may hold ${input.quota.bytes} bytes; this pin (${size} bytes) would make ${bytes}`,
         });
       }
-      // One statement: the request, the key's usage and the desired step's queue.
-      await sql`
-        with request as (
+      // One statement: the request, the key's usage, the desired step's queue, and the new
+      // request as answered (with its CID's ledger state: another key may hold it pinned).
+      const created = await sql<Row>`
+        with r as (
           insert into ${sql.id(schema, "psa_request")}
             (requestid, key_id, cid, cid_given, name, origins, meta, created, size)
           select ${input.requestid}, ${input.keyId}, ${input.cid}, ${input.cidGiven}, ${input.name},
@@ -144,19 +142,23 @@ export async function createPsaRequest(
               (select max(created) + interval '1 millisecond' from ${sql.id(schema, "psa_request")}
                where key_id = ${input.keyId})),
             ${size}
+          returning *
         ), usage as (
-          insert into ${sql.id(schema, "psa_usage")} (key_id, requests, bytes, deletes)
-          values (${input.keyId}, ${requests}, ${bytes}, ${freed.requests})
-          on conflict (key_id) do update set requests = excluded.requests, bytes = excluded.bytes,
-            deletes = ${sql.id(schema, "psa_usage")}.deletes + excluded.deletes
+          update ${sql.id(schema, "psa_usage")}
+          set requests = ${requests}, bytes = ${bytes}, deletes = deletes + ${freed.requests}
+          where key_id = ${input.keyId}
+        ), dirty as (
+          insert into ${sql.id(schema, "desired_dirty_cid")} (cid)
+          select unnest(${[...dirty]}::text[]) on conflict do nothing
         )
-        insert into ${sql.id(schema, "desired_dirty_cid")} (cid)
-        select unnest(${[...dirty]}::text[]) on conflict do nothing`.execute(trx);
-      return input.requestid;
+        select ${COLUMNS} from r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}`.execute(
+        trx,
+      );
+      const [first] = created.rows;
+      if (!first) throw new Error("the request's insert returned no row");
+      return first;
     });
-    const record = await getPsaRequest(db, schema, rule, input.keyId, requestid);
-    if (!record) throw new Error("a created request was not found");
-    return { created: record };
+    return { created: toRecord(row, rule) };
   } catch (error) {
     if (error instanceof Refusal) return error.outcome;
     throw error;
@@ -170,26 +172,23 @@ export async function deletePsaRequest(
   keyId: string,
   requestid: string,
 ): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    await lockKey(trx, schema, keyId);
-    const scoped = trx.withSchema(schema);
-    const old = await scoped
-      .deleteFrom("psa_request")
-      .where("requestid", "=", requestid)
-      .where("key_id", "=", keyId)
-      .returning(["cid", "size"])
-      .executeTakeFirst();
-    if (!old) return false;
-    await sql`update ${sql.id(schema, "psa_usage")}
-      set requests = requests - 1, bytes = bytes - ${Number(old.size)}, deletes = deletes + 1
-      where key_id = ${keyId}`.execute(trx);
-    await scoped
-      .insertInto("desired_dirty_cid")
-      .values({ cid: old.cid })
-      .onConflict((c) => c.doNothing())
-      .execute();
-    return true;
-  });
+  // One statement (its own transaction): the row, the key's usage (its row lock orders this
+  // against the key's creates) and the desired step's queue.
+  const result = await sql<{ n: number }>`
+    with old as (
+      delete from ${sql.id(schema, "psa_request")}
+      where requestid = ${requestid} and key_id = ${keyId}
+      returning cid, size
+    ), usage as (
+      update ${sql.id(schema, "psa_usage")} u
+      set requests = u.requests - 1, bytes = u.bytes - old.size, deletes = u.deletes + 1
+      from old where u.key_id = ${keyId}
+    ), dirty as (
+      insert into ${sql.id(schema, "desired_dirty_cid")} (cid)
+      select cid from old on conflict do nothing
+    )
+    select count(*)::int as n from old`.execute(db);
+  return (result.rows[0]?.n ?? 0) > 0;
 }
 
 /**
@@ -300,27 +299,50 @@ const COUNT_CACHE_ENTRIES = 10_000;
 /**
  * A page of a key's requests, newest first, and how many match in all (the page's `before`
  * and `after` included, as clients page until `count` equals what they got).
+ *
+ * The page comes back as the JSON text of its PinStatus documents, built by PostgreSQL in one
+ * row (`delegates` given as they are served): a 1,000-request page is then one value to pass
+ * on instead of 14,000 columns to parse and re-render, which is most of a page's time. The
+ * documents are exactly api/psa/render.ts's (psa-api.test.ts compares them).
  */
 export async function listPsaRequests(
   db: Kysely<Database>,
   schema: string,
   rule: ReplicaRule,
-  filter: PsaListFilter,
+  filter: PsaListFilter & { delegates: readonly string[] },
   cache?: PsaCountCache,
-): Promise<{ count: number; results: PsaRequestRecord[] }> {
+): Promise<{ count: number; resultsJson: string; length: number }> {
   const table = sql.id(schema, "psa_request");
   const where = sql.join(whereOf(filter), sql` and `);
+  const status = psaStatusSql(rule);
   const statusFilter = allStatuses(filter.statuses)
     ? sql``
-    : sql`and ${psaStatusSql(rule)} = any(${[...filter.statuses]}::text[])`;
+    : sql`and ${status} = any(${[...filter.statuses]}::text[])`;
   const [page, usage] = await Promise.all([
-    sql<Row>`select ${COLUMNS} from ${table} r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
-      where ${where} ${statusFilter}
-      order by r.created desc limit ${filter.limit}`.execute(db),
+    sql<{ results: string; n: number; oldest: Date | null }>`
+      select coalesce(json_agg(doc order by created desc), '[]')::text as results,
+        count(*)::int as n, min(created) as oldest
+      from (
+        select r.created, jsonb_build_object(
+          'requestid', r.requestid,
+          'status', ${status},
+          'created', to_char(r.created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+          'pin', jsonb_strip_nulls(jsonb_build_object('cid', r.cid_given, 'name', r.name))
+            || jsonb_build_object('origins', r.origins, 'meta', r.meta),
+          'delegates', ${JSON.stringify(filter.delegates)}::jsonb,
+          'info', jsonb_strip_nulls(jsonb_build_object('status_details', s.last_error,
+            'dag_size', o.dag_size))
+        ) as doc
+        from ${table} r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
+        where ${where} ${statusFilter}
+        order by r.created desc limit ${filter.limit}
+      ) page`.execute(db),
     sql<{ deletes: string }>`select deletes::text from ${sql.id(schema, "psa_usage")}
       where key_id = ${filter.keyId}`.execute(db),
   ]);
-  const results = page.rows.map((row) => toRecord(row, rule));
+  const row = page.rows[0];
+  const length = row?.n ?? 0;
+  const resultsJson = row?.results ?? "[]";
   // Status filters follow the ledger, which moves between pages: never cached.
   const signature = allStatuses(filter.statuses)
     ? JSON.stringify([
@@ -336,16 +358,16 @@ export async function listPsaRequests(
   let count: number;
   const remembered =
     signature && filter.before ? cache?.get(`${signature}${filter.before.getTime()}`) : undefined;
-  if (results.length < filter.limit)
-    count = results.length; // every match is in this page
+  if (length < filter.limit)
+    count = length; // every match is in this page
   else if (remembered !== undefined) count = remembered;
   else count = await countMatches(db, schema, rule, filter);
-  const oldest = results[results.length - 1];
-  if (cache && signature && oldest && count > results.length) {
+  const oldest = row?.oldest ? new Date(row.oldest) : undefined;
+  if (cache && signature && oldest && count > length) {
     if (cache.size >= COUNT_CACHE_ENTRIES) cache.clear();
-    cache.set(`${signature}${oldest.created.getTime()}`, count - results.length);
+    cache.set(`${signature}${oldest.getTime()}`, count - length);
   }
-  return { count, results };
+  return { count, resultsJson, length };
 }
 
 async function countMatches(
