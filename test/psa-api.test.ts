@@ -70,7 +70,9 @@ describe("Pinning Service API (served)", () => {
   };
 
   beforeAll(async () => {
-    fx = await createApiFixture({ env: { QUASAR_API_KEYS: `${KEY_A},${KEY_B}` } });
+    fx = await createApiFixture({
+      env: { QUASAR_API_KEYS: `${KEY_A},${KEY_B}`, QUASAR_ADMIN_TOKEN: "psa-admin" },
+    });
     const created = await createApiKey(fx.db, fx.schema.schema, {
       label: "quota key",
       quotaPins: 2,
@@ -209,9 +211,18 @@ describe("Pinning Service API (served)", () => {
     expect(await refused.json()).toMatchObject({ error: { reason: "INSUFFICIENT_FUNDS" } });
     expect((await call("DELETE", `/pins/${first.requestid}`, { key: dbKey })).status).toBe(202);
     await post({ cid: await rawCid("q3") }, dbKey);
-    const usage = await fx.store.apiKeys.list();
+    expect(
+      (await fx.app.request("/api/v0/keys", { headers: { authorization: `Bearer ${KEY_A}` } }))
+        .status,
+    ).toBe(401);
+    const answer = await fx.app.request("/api/v0/keys", {
+      headers: { authorization: "Bearer psa-admin" },
+    });
+    expect(answer.status).toBe(200);
+    const usage = (await answer.json()) as { id: string; label: string; requests: number }[];
     expect(usage.find((key) => key.label === "quota key")).toMatchObject({ requests: 2 });
     expect(usage.find((key) => key.id === keyIdOf(KEY_A))?.requests).toBeGreaterThan(0);
+    expect(JSON.stringify(usage)).not.toContain(dbKey);
   });
 
   it("a revoked database key gets 401 (after the keyring's short cache)", async () => {

@@ -155,6 +155,46 @@ describe("Kubo's `ipfs pin remote` against Quasar's Pinning Service API", () => 
     expect(((await after.json()) as { count: number }).count).toBe(0);
   }, 120_000);
 
+  it("a raw CID nobody can fetch stays queued/pinning past an inactivity timeout, never failed", async () => {
+    const { CID } = await import("multiformats/cid");
+    const raw = await import("multiformats/codecs/raw");
+    const { sha256 } = await import("multiformats/hashes/sha2");
+    const absent = CID.create(
+      1,
+      raw.code,
+      await sha256.digest(new TextEncoder().encode(`absent ${Date.now()}`)),
+    );
+    const response = await fetch(`${url}/psa/pins`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ cid: absent.toString() }),
+    });
+    const { requestid } = (await response.json()) as { requestid: string };
+    const seen = new Set<string>();
+    // The fixture's inactivity timeout is 3 s: the engine's first pin attempt gives up within
+    // this window and retries; the pin deadline (24 h) is far away.
+    const until = Date.now() + 5_000;
+    while (Date.now() < until) {
+      const status = await fetch(`${url}/psa/pins/${requestid}`, {
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      seen.add(((await status.json()) as { status: string }).status);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect([...seen].filter((status) => status !== "queued" && status !== "pinning")).toEqual([]);
+    // The engine did try and fail meanwhile: the ledger counts attempts and keeps the error.
+    const row = await engine.row(
+      engine.backends[0] as (typeof engine.backends)[number],
+      absent.toV1().toString(),
+    );
+    expect(row?.attempts).toBeGreaterThan(0);
+    expect(row?.status === "queued" || row?.status === "pinning").toBe(true);
+    await fetch(`${url}/psa/pins/${requestid}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+  }, 60_000);
+
   it("removing one key's request never unpins what another key still wants", async () => {
     const cid = await addUnpinned("held by two keys");
     const other = await fetch(`${url}/psa/pins`, {
