@@ -63,14 +63,11 @@ export interface PsaPort {
   create(rule: ReplicaRule, input: NewPsaRequest): Promise<CreateOutcome>;
   /** A key's request; undefined for an unknown id or another key's request. */
   get(rule: ReplicaRule, keyId: string, requestid: string): Promise<PsaRequestRecord | undefined>;
-  /**
-   * A page newest first as the JSON text of its PinStatus documents (with `delegates`), its
-   * length, and the count of every match.
-   */
+  /** A page newest first, and the count of every match. */
   list(
     rule: ReplicaRule,
-    filter: PsaListFilter & { delegates: readonly string[] },
-  ): Promise<{ count: number; resultsJson: string; length: number }>;
+    filter: PsaListFilter,
+  ): Promise<{ count: number; results: PsaRequestRecord[] }>;
   /** Deletes a key's request; false when the key holds none with that id. */
   remove(keyId: string, requestid: string): Promise<boolean>;
 }

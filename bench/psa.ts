@@ -19,8 +19,10 @@
  * `loadAverage` says how busy the machine was.
  */
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { loadavg } from "node:os";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { serve } from "@hono/node-server";
 import { sql } from "kysely";
@@ -30,6 +32,7 @@ import { sha256 } from "multiformats/hashes/sha2";
 import pino from "pino";
 import { createApp } from "@/api/app.js";
 import { createApiStore } from "@/api/store.js";
+import { parseBackends } from "@/backends/index.js";
 import { keyIdOf } from "@/core/api-keys.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
@@ -75,6 +78,8 @@ const db = connectDatabase({
   applicationName: "bench-psa",
 });
 let closeServer = async () => {};
+let closeBackend = async () => {};
+const heliaDir = await mkdtemp(join(tmpdir(), "bench-psa-"));
 try {
   await migrateToLatest(db, schema.schema);
   const keyId = keyIdOf(KEY);
@@ -92,6 +97,20 @@ try {
       from generate_series(${from}::int, ${to}::int) as i`.execute(db);
     log(`stored ${to} of ${N}`);
   }
+  // Every request's CID pinned on the one backend, as the reconciler would leave them: the
+  // status of each row is then read from a ledger of a million rows, as in production.
+  const [backend] = parseBackends([`helia://${heliaDir}?offline=true`]);
+  if (!backend) throw new Error("no backend");
+  await backend.open();
+  closeBackend = () => backend.close();
+  for (let from = 1; from <= N; from += 200_000) {
+    const to = Math.min(N, from + 199_999);
+    await sql`insert into ${sql.id(schema.schema, "pin_ledger")} (backend_id, cid, status, owned)
+      select ${backend.id}, 'bafkreisynthetic' || i, 'pinned', true
+      from generate_series(${from}::int, ${to}::int) as i`.execute(db);
+  }
+  await sql`vacuum analyze ${sql.id(schema.schema, "pin_ledger")}`.execute(db);
+  log(`ledger: ${N} pinned rows`);
   await sql`insert into ${sql.id(schema.schema, "psa_usage")} (key_id, requests, bytes)
     values (${keyId}, ${N}, 0)`.execute(db);
   await sql`vacuum analyze ${sql.id(schema.schema, "psa_request")}`.execute(db);
@@ -105,7 +124,7 @@ try {
   // No backend: the bench measures the API and the database (delegates are then empty).
   const app = createApp({
     config,
-    backends: [],
+    backends: [backend],
     store: createApiStore({ db, reconcilerSchema: schema.schema, ttlMs: config.QUASAR_PIN_TTL }),
     logger: pino({ level: "silent" }),
   });
@@ -167,7 +186,7 @@ try {
     reconcilerSchema: schema.schema,
     ttlMs: config.QUASAR_PIN_TTL,
   });
-  const rule = { backendIds: [], required: 0 };
+  const rule = { backendIds: [backend.id], required: 1 };
   const dbPageMs: number[] = [];
   let cursor: Date | undefined;
   for (;;) {
@@ -177,15 +196,24 @@ try {
       match: "exact",
       statuses: ["queued", "pinning", "pinned", "failed"],
       limit: 1000,
-      delegates: [],
       ...(cursor ? { before: cursor } : {}),
     });
     dbPageMs.push(performance.now() - t);
-    if (page.length === 0 || page.count === page.length) break;
-    const results = JSON.parse(page.resultsJson) as { created: string }[];
-    cursor = new Date(results[results.length - 1]?.created ?? 0);
+    if (page.results.length === 0 || page.count === page.results.length) break;
+    cursor = page.results[page.results.length - 1]?.created;
   }
   log(`database share of a page: p99 ${round(p99(dbPageMs))} ms`);
+
+  // A status filter counts through the ledger (no shortcut): what `ipfs pin remote ls`
+  // (status=pinned by default) and `service ls --stat` (limit=1&status=X) cost at this size.
+  const pinnedPage = await timed(`${base}/pins?limit=1000`);
+  const statMs: number[] = [];
+  for (const status of ["queued", "pinning", "pinned", "failed"]) {
+    statMs.push((await timed(`${base}/pins?limit=1&status=${status}`)).ms);
+  }
+  log(
+    `first page of status=pinned ${round(pinnedPage.ms)} ms; service ls --stat (4 counts) ${round(statMs.reduce((a, b) => a + b, 0))} ms`,
+  );
 
   const cidMs: number[] = [];
   for (let i = 0; i < LOOKUPS; i++) {
@@ -208,6 +236,8 @@ try {
     pagingSeconds: round(pagingSeconds),
     dbPageP99Ms: round(p99(dbPageMs)),
     loadAverage: round(loadavg()[0] ?? 0),
+    pinnedFirstPageMs: round(pinnedPage.ms),
+    statMs: round(statMs.reduce((a, b) => a + b, 0)),
     cidP99Ms: round(p99(cidMs)),
     cidP50Ms: round(p50(cidMs)),
     goals: { p99Ms: GOAL_P99_MS, pagingSeconds: GOAL_PAGING_S },
@@ -221,6 +251,8 @@ try {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
   await closeServer();
+  await closeBackend();
+  await rm(heliaDir, { recursive: true, force: true });
   await db.destroy();
   await schema.drop();
 }

@@ -156,16 +156,16 @@ export function registerPsaRoutes(app: ApiApp, common: ApiCommon): void {
       match: query.match,
       statuses: query.statuses,
       limit: query.limit,
-      delegates: await delegates.get(),
       ...(query.cids ? { cids: query.cids } : {}),
       ...(query.name !== undefined ? { name: query.name } : {}),
       ...(query.before ? { before: query.before } : {}),
       ...(query.after ? { after: query.after } : {}),
       ...(query.meta ? { meta: query.meta } : {}),
     });
-    // The documents arrive as JSON text from the database (db/psa): passed on, not re-parsed.
-    return c.body(`{"count":${page.count},"results":${page.resultsJson}}`, 200, {
-      "content-type": "application/json",
+    const list = await delegates.get();
+    return c.json({
+      count: page.count,
+      results: page.results.map((record) => renderPinStatus(record, list)),
     });
   });
 
