@@ -221,6 +221,15 @@ export function createHeliaContent(node: HeliaNode): ContentBackend {
       }
     },
 
+    async getBlock(cid, options) {
+      const helia = await ready();
+      try {
+        return await collectBlock(helia.blockstore.get(cid, { signal: options.signal }));
+      } catch (error) {
+        return fail("getBlock", error, cid, options.signal);
+      }
+    },
+
     async *cat(cid, options) {
       const helia = await ready();
       try {
