@@ -249,10 +249,12 @@ export async function recordAndPin(
   const key = stored.cid.toV1();
   const cid = key.toString();
   let existing: PinListing | undefined;
+  const stopLook = common.metrics.uploadPhaseSeconds.startTimer({ phase: "look" });
   try {
     // On a node the operator declared Quasar's alone, every pin there is Quasar's own.
     if (!backend.pins.exclusive)
       existing = await backend.pins.getPin(key, { signal: options.signal });
+    stopLook();
   } catch (error) {
     common.metrics.uploads.inc({ kind, outcome: "failed" });
     throw new UnavailableError(
@@ -325,12 +327,14 @@ export async function recordAndPin(
       },
     );
   }
+  const stopConfirm = common.metrics.uploadPhaseSeconds.startTimer({ phase: "confirm" });
   try {
     await common.store.confirmUploadPin({
       cid,
       backendId: backend.id,
       now: new Date(common.now()),
     });
+    stopConfirm();
   } catch (error) {
     // Stored and pinned, and the ledger already holds Quasar's intent (owned): the engine
     // confirms it after the grace period with an idempotent pin. The client's CID is good.
