@@ -29,7 +29,8 @@ import { KUBO_FILE_FIELDS, putDagUpload } from "../upload.js";
 import { type ApiApp, authenticateUpload, queryOf, requestSignal } from "./shared.js";
 
 /**
- * The Kubo RPC subset a stock kubo-rpc-client needs for add, dag.put, cat and dag.get,
+ * The Kubo RPC subset a stock kubo-rpc-client needs for add, dag.put, dag.get, cat, block.get,
+ * block.stat, version and id,
  * mounted at /kubo/api/v0 (use `create({ url: "<quasar>/kubo/api/v0" })`).
  *
  * Why a separate mount rather than sharing /api/v0: the two formats clash on the same paths
@@ -40,6 +41,12 @@ import { type ApiApp, authenticateUpload, queryOf, requestSignal } from "./share
  * Kubo formats: every command is POST; files in multipart field `file`; answers
  * `{Name, Hash, Size}` (add, one NDJSON line) and `{Cid: {"/": …}}` (dag/put); errors
  * `{Message, Code, Type: "error"}` with a 4xx status for bad input.
+ *
+ * test/kubo-compat.test.ts sends every route's requests to a real Kubo too and compares the
+ * answers byte for byte. What the mount does not implement is refused by name (400), never
+ * answered differently. Where Kubo answers 500 to the client's own mistake (a negative
+ * offset, a path that does not exist) the mount answers 400 with Kubo's message, and 404 for
+ * content no backend holds: a 5xx from Quasar means Quasar failed (alerts, client retries).
  */
 export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
   const base = `${KUBO_MOUNT}/api/v0`;
