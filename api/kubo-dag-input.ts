@@ -6,8 +6,9 @@ import { InvalidArgumentError } from "./errors.js";
  * Decodes the body of a Kubo `dag/put` by its `input-codec`, refusing the inputs for which
  * Quasar would store another node than Kubo does (and so answer another CID):
  *
- *   - an integral float (`1.0`, `1e3`, a CBOR float 2.0): Kubo keeps it a float, JavaScript
- *     has one number type and the encoders write it as an integer;
+ *   - a float with a safe-integer value (`1.0`, `1e3`, a CBOR float 2.0): Kubo keeps it a
+ *     float, JavaScript has one number type and the encoders write any safe integer as an
+ *     integer (larger integral values such as 1e300 stay floats, as in Kubo);
  *   - with `input-codec=json`, a map with a "/" key: Kubo's json codec reads it as a plain
  *     map, while backends read values the dag-json way (`{"/": "bafy…"}` is a link).
  *
@@ -64,7 +65,7 @@ function integralJsonFloat(bytes: Uint8Array): string | undefined {
     if (ch === "-" || (ch !== undefined && ch >= "0" && ch <= "9")) {
       const literal = /^-?\d+(\.\d*)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400))?.[0] ?? ch;
       i += literal.length - 1;
-      if (/[.eE]/.test(literal) && Number.isInteger(Number(literal))) return literal;
+      if (/[.eE]/.test(literal) && Number.isSafeInteger(Number(literal))) return literal;
     }
   }
   return undefined;
@@ -91,7 +92,7 @@ function integralCborFloat(bytes: Uint8Array): string | undefined {
           : info === 26
             ? view.getFloat32(pos)
             : view.getFloat64(pos);
-      if (Number.isInteger(value)) return String(value);
+      if (Number.isSafeInteger(value)) return String(value);
       pos += info === 25 ? 2 : info === 26 ? 4 : 8;
       continue;
     }

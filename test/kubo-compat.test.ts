@@ -629,6 +629,19 @@ describe("Kubo compatibility: Kubo answers, Quasar must answer the same", () => 
       }
     });
 
+    it("numbers as Kubo writes them: integers beyond 2^53, small and large floats", async () => {
+      const numbers = await putEverywhere(
+        "",
+        json(
+          '{"big":9007199254740993,"min":-9223372036854775808,"max":9223372036854775807,"f":[1.5,-2.5e-7,1.25e+300,0.1,123456.789]}',
+        ),
+      );
+      for (const path of ["", "/big", "/min", "/f", "/f/1", "/f/2"]) {
+        await same("dag/get", `arg=${numbers}${path}`);
+        await same("dag/get", `arg=${numbers}${path}&output-codec=dag-cbor`);
+      }
+    });
+
     it("output-codec=dag-cbor answers the node (or the value at the path) as dag-cbor", async () => {
       for (const arg of [root, `${root}/link`, `${root}/s`, `${root}/l`, file, leaf]) {
         await same("dag/get", `arg=${arg}&output-codec=dag-cbor`);
