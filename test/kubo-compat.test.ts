@@ -3,6 +3,7 @@ import * as dagCbor from "@ipld/dag-cbor";
 import * as dagJson from "@ipld/dag-json";
 import * as dagPb from "@ipld/dag-pb";
 import { create } from "kubo-rpc-client";
+import { base36 } from "multiformats/bases/base36";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -789,8 +790,11 @@ describe("Kubo compatibility: Kubo answers, Quasar must answer the same", () => 
         await same("block/stat", `arg=${cid}`);
         await same("block/stat", `arg=/ipfs/${cid}`);
       }
-      // A CIDv0 asked as CIDv1: the same block, Key as asked.
-      await same("block/stat", `arg=${CID.parse(file).toV1().toString()}`);
+      // A CIDv0 asked as CIDv1 (base32, base36): the same block; Key in base32 as Kubo.
+      const v1 = CID.parse(file).toV1();
+      await same("block/stat", `arg=${v1.toString()}`);
+      await same("block/stat", `arg=${v1.toString(base36)}`);
+      await same("block/get", `arg=${v1.toString(base36)}`);
     });
 
     it("absent and invalid CIDs: Kubo's error shape", async () => {

@@ -193,9 +193,10 @@ export function registerKuboRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.post(`${base}/block/stat`, async (c) => {
-    parseInput(kuboBlockQuery, queryOf(c), "query");
-    // Kubo answers the CID as given: a CIDv0 stays Qm… (the parsed query holds the CIDv1).
-    const asGiven = CID.parse(stripIpfs(queryOf(c).arg ?? ""));
+    const query = parseInput(kuboBlockQuery, queryOf(c), "query");
+    // Kubo answers a CIDv0 as given (Qm…) and any CIDv1 in base32, as the parsed query holds it.
+    const raw = stripIpfs(queryOf(c).arg ?? "");
+    const asGiven = CID.parse(/^(Qm|1)/.test(raw) ? raw : query.arg);
     const bytes = await readBlock(common, asGiven, requestSignal(c));
     return c.body(`${JSON.stringify({ Key: asGiven.toString(), Size: bytes.byteLength })}\n`, 200, {
       "content-type": "application/json",
