@@ -181,7 +181,11 @@ async function runChild(args: string[]): Promise<string> {
   child.stdout.on("data", (chunk: Buffer) => {
     output += chunk.toString();
   });
-  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("exit", resolve);
+    // A child that cannot start rejects, so the schemas are still dropped.
+    child.on("error", reject);
+  });
   if (code !== 0) throw new Error(`${args[1]} child exited with ${code}`);
   return output.trim().split("\n").pop() ?? "";
 }
