@@ -71,7 +71,7 @@ export async function createEngineFixture(options: {
   /** The engine's logger (default: pino at QUASAR_LOG_LEVEL on stdout). */
   logger?: Logger;
   /** Engine parameters beyond the configuration. */
-  engine?: Pick<CreateReconcilerParams, "sweepProgressMs">;
+  engine?: Pick<CreateReconcilerParams, "sweepProgressMs" | "maxStepChanges">;
 }): Promise<EngineFixture> {
   const reconcilerSchema = await createTestSchema("rec");
   const indexerSchema: { schema: string; drop(): Promise<void> } = options.indexerSchema

@@ -106,13 +106,18 @@ export function createKuboPins(client: KuboClient): PinBackend {
           return fail("getPin", error);
         }
       };
-      const recursive = await look("recursive");
-      if (recursive || (await client.dialect(options.signal)) !== "kubo") return recursive;
       // Kubo turns a direct pin into Quasar's recursive one when Quasar pins the CID: the
       // other user's pin would then go with Quasar's unpin. A second look (about 0.1 ms of
       // daemon CPU, against 2 ms for the pin itself: bench/ownership-check.ts) finds it; a
-      // `type=all` look would also walk every recursive pin's DAG for indirect ones.
-      const direct = await look("direct");
+      // `type=all` look would also walk every recursive pin's DAG for indirect ones. Both
+      // looks go out at once: the common answer (not pinned) needs both, and a caller waits
+      // one round trip instead of two.
+      const kubo = (await client.dialect(options.signal)) === "kubo";
+      const [recursive, direct] = await Promise.all([
+        look("recursive"),
+        kubo ? look("direct") : undefined,
+      ]);
+      if (recursive) return recursive;
       return direct ? { ...direct, direct: true } : undefined;
     },
 

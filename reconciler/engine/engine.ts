@@ -10,6 +10,7 @@ import {
   dueCount,
   inFlightRows,
   ownershipRowsOf,
+  releasesOfDesired,
   rowsByCid,
   statusCounts,
   underReplicated,
@@ -20,6 +21,7 @@ import { queueDepths } from "@/db/ledger/queue.js";
 import { IndexerNotReadyError } from "@/db/read-model/index.js";
 import { diffPins } from "../diff.js";
 import {
+  decideCancelRelease,
   decideDesiredChange,
   decideRecoverInFlight,
   decideRelease,
@@ -76,10 +78,18 @@ export type CreateReconcilerParams = {
   stopGraceMs?: number;
   /** A sweep still listing after this long logs its progress, and again every such period (default 10 s). */
   sweepProgressMs?: number;
+  /** Changes one step hands to the ledger at most (default MAX_STEP_CHANGES); lower in tests. */
+  maxStepChanges?: number;
   now?: () => Date;
 };
 
-export type StepReport = { changes: number; ledgerChanges: number; ms: number };
+export type StepReport = {
+  changes: number;
+  ledgerChanges: number;
+  ms: number;
+  /** More changes than MAX_STEP_CHANGES: the rest is left to a sweep (the loop runs one next). */
+  truncated: boolean;
+};
 export type SweepReport = {
   backends: {
     backendId: string;
@@ -121,6 +131,11 @@ const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
+/**
+ * Changes one step hands to the ledger at most (each becomes a ledger change per backend):
+ * bounds the step's memory; past it, a sweep derives the ledger's work instead.
+ */
+const MAX_STEP_CHANGES = 20_000;
 /** How soon a backend a sweep had to skip is swept again (on its own). */
 const SKIPPED_SWEEP_RETRY_MS = 30_000;
 
@@ -131,6 +146,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
   const sweepProgressMs = params.sweepProgressMs ?? 10_000;
+  const maxStepChanges = params.maxStepChanges ?? MAX_STEP_CHANGES;
   const backendIds = backends.map((b) => b.id);
   const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
@@ -230,13 +246,18 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   async function stepOnce(): Promise<StepReport> {
     return exclusive(async () => {
       const started = performance.now();
-      const changes = await desiredStore.step({ now: now(), signal: lifecycle?.signal });
+      const { changes, truncated } = await desiredStore.boundedStep({
+        now: now(),
+        signal: lifecycle?.signal,
+        maxChanges: maxStepChanges,
+      });
       const ledgerChanges = await resolveUnwanted(changes.flatMap(changesFor));
       const applied = await apply(ledgerChanges);
       const ms = performance.now() - started;
       metrics.stepSeconds.observe(ms / 1_000);
-      if (changes.length > 0) logger.debug({ msg: "step", changes: changes.length, applied, ms });
-      return { changes: changes.length, ledgerChanges: applied, ms };
+      if (changes.length > 0)
+        logger.debug({ msg: "step", changes: changes.length, applied, ms, truncated });
+      return { changes: changes.length, ledgerChanges: applied, ms, truncated };
     });
   }
 
@@ -321,9 +342,25 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     return exclusive(async () => {
       const started = performance.now();
       const startedAt = now();
-      // The step before the sweep makes the desired set at least as new as startedAt.
-      const changes = await desiredStore.step({ now: startedAt, signal: lifecycle?.signal });
+      // The step before the sweep makes the desired set at least as new as startedAt. Changes
+      // it does not return (truncated) are what the sweep below derives anyway.
+      const { changes } = await desiredStore.boundedStep({
+        now: startedAt,
+        signal: lifecycle?.signal,
+        maxChanges: maxStepChanges,
+      });
       await apply(await resolveUnwanted(changes.flatMap(changesFor)));
+      // Before any backend: a release waiting for a CID the desired set holds again is
+      // cancelled (a truncated step's `want` the listings below cannot see: the pin is there).
+      const swept = backends.filter((backend) => !only || only.has(backend.id));
+      await apply(
+        (
+          await releasesOfDesired(
+            db,
+            swept.map((backend) => backend.id),
+          )
+        ).map((row) => decideCancelRelease({ backendId: row.backend_id, cid: row.cid })),
+      );
       const reports: SweepReport["backends"] = [];
       for (const [i, backend] of backends.entries()) {
         if (only && !only.has(backend.id)) continue;
@@ -444,7 +481,9 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
         } else if (skipped.size > 0 && Date.now() >= skippedRetryAt) {
           await sweepAndNoteSkipped(skipped);
         } else {
-          await stepOnce();
+          // A step with more changes than it returns (a first fold, a contract with millions
+          // of CIDs changing standing) leaves the rest to a sweep, which streams.
+          if ((await stepOnce()).truncated) repairDue = true;
         }
         // Gauges come from aggregate queries over the ledger: refreshed beside the steps, never
         // delaying them, and never two at once.
