@@ -4,7 +4,7 @@ import { migrateToLatest } from "@/db/migrations/index.js";
 import { openDatabase, parseWholeNumber, toJson } from "../common.js";
 import { commandEnvironment } from "../dev-env.js";
 import { UsageError } from "../errors.js";
-import { resolveConfig } from "../settings.js";
+import { addSettingOptions, applySettingFlags, resolveConfig } from "../settings.js";
 import { formatTable } from "../table.js";
 
 /**
@@ -68,56 +68,64 @@ export function registerKeysCommands(program: Command): void {
     .command("keys")
     .description("API keys for uploads and the Pinning Service API, stored hashed in PostgreSQL");
 
-  keys
-    .command("create")
-    .description("Create a key and print its secret (shown once: store it now)")
-    .requiredOption("--label <text>", "what the key is for (shown by `keys list`)")
-    .option("--quota-pins <n>", "at most this many live Pinning Service API requests")
-    .option("--quota-bytes <n>", "at most this many bytes of pins whose size Quasar knows")
-    .option("--json", "print JSON")
-    .action(async (options: CreateKeyOptions & { json?: boolean }) => {
-      const { key, secret } = await createKey(
-        options,
-        commandEnvironment(process.env, process.cwd()),
-      );
-      if (options.json) {
-        process.stdout.write(`${toJson({ ...key, secret })}\n`);
-        return;
-      }
-      process.stdout.write(`key ${key.id} (${key.label})\n`);
-      process.stdout.write(`secret ${secret}\n`);
-      process.stderr.write("the secret is shown once; Quasar keeps only its SHA-256\n");
-    });
+  const envOf = (options: Record<string, unknown>) =>
+    applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
 
-  keys
-    .command("list")
-    .description("Every key with its label, quotas, usage and times (never a secret)")
-    .option("--json", "print JSON")
-    .action(async (options: { json?: boolean }) => {
-      const list = await listKeys(commandEnvironment(process.env, process.cwd()));
-      if (options.json) {
-        process.stdout.write(`${toJson(list)}\n`);
-        return;
-      }
-      const rows = list.map((key) => [
-        key.id,
-        key.label,
-        key.revoked ? "revoked" : "active",
-        `${key.requests}/${quotaText(key.quota.pins)}`,
-        `${key.bytes}/${quotaText(key.quota.bytes)}`,
-        key.createdAt.getTime() === 0 ? "-" : key.createdAt.toISOString(),
-        key.lastUsedAt?.toISOString() ?? "-",
-      ]);
-      process.stdout.write(
-        `${formatTable(["ID", "LABEL", "STATE", "PINS/QUOTA", "BYTES/QUOTA", "CREATED", "LAST USED"], rows)}\n`,
-      );
-    });
+  addSettingOptions(
+    keys
+      .command("create")
+      .description("Create a key and print its secret (shown once: store it now)")
+      .option("--label <text>", "what the key is for (required; shown by `keys list`)")
+      .option("--quota-pins <n>", "at most this many live Pinning Service API requests")
+      .option("--quota-bytes <n>", "at most this many bytes of pins whose size Quasar knows")
+      .option("--json", "print JSON"),
+    { hidden: true },
+  ).action(async (options: CreateKeyOptions & Record<string, unknown>) => {
+    const { key, secret } = await createKey(options, envOf(options));
+    if (options.json === true) {
+      process.stdout.write(`${toJson({ ...key, secret })}\n`);
+      return;
+    }
+    process.stdout.write(`key ${key.id} (${key.label})\n`);
+    process.stdout.write(`secret ${secret}\n`);
+    process.stderr.write("the secret is shown once; Quasar keeps only its SHA-256\n");
+  });
 
-  keys
-    .command("revoke <id>")
-    .description("Revoke a key (by id or unambiguous id prefix); its requests stay until deleted")
-    .action(async (id: string) => {
-      const revoked = await revokeKey(id, commandEnvironment(process.env, process.cwd()));
-      process.stdout.write(`revoked ${revoked}\n`);
-    });
+  addSettingOptions(
+    keys
+      .command("list")
+      .description("Every key with its label, quotas, usage and times (never a secret)")
+      .option("--json", "print JSON"),
+    { hidden: true },
+  ).action(async (options: Record<string, unknown>) => {
+    const list = await listKeys(envOf(options));
+    if (options.json === true) {
+      process.stdout.write(`${toJson(list)}\n`);
+      return;
+    }
+    const rows = list.map((key) => [
+      key.id,
+      key.label,
+      key.revoked ? "revoked" : "active",
+      `${key.requests}/${quotaText(key.quota.pins)}`,
+      `${key.bytes}/${quotaText(key.quota.bytes)}`,
+      key.createdAt.getTime() === 0 ? "-" : key.createdAt.toISOString(),
+      key.lastUsedAt?.toISOString() ?? "-",
+    ]);
+    process.stdout.write(
+      `${formatTable(["ID", "LABEL", "STATE", "PINS/QUOTA", "BYTES/QUOTA", "CREATED", "LAST USED"], rows)}\n`,
+    );
+  });
+
+  addSettingOptions(
+    keys
+      .command("revoke <id>")
+      .description(
+        "Revoke a key (by id or unambiguous id prefix); its requests stay until deleted",
+      ),
+    { hidden: true },
+  ).action(async (id: string, options: Record<string, unknown>) => {
+    const revoked = await revokeKey(id, envOf(options));
+    process.stdout.write(`revoked ${revoked}\n`);
+  });
 }
