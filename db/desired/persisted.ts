@@ -125,7 +125,24 @@ export async function loadRefs(db: Db, cids: readonly string[]): Promise<Map<str
   return refs;
 }
 
-/** Every CID with a persisted PinHash ref from one of the given contracts. */
-export function cidsOfContractsQuery(db: Db, keys: readonly string[]) {
-  return db.selectFrom("pin_ref").select("cid").distinct().where(contractsIn(keys));
+/**
+ * One page of the CIDs with a persisted PinHash ref from one contract, after `after` in
+ * bytewise order (pin_ref_contract_idx): a contract may hold millions, and one statement over
+ * all of them would outlast the statement timeout.
+ */
+export async function cidsOfContractPage(
+  db: Db,
+  key: string,
+  after: string | null,
+  limit: number,
+): Promise<string[]> {
+  const { chainId, contract } = parseContractKey(key);
+  let query = db
+    .selectFrom("pin_ref")
+    .select("cid")
+    .distinct()
+    .where("chain_id", "=", String(chainId))
+    .where("contract", "=", contract);
+  if (after !== null) query = query.where("cid", ">", after);
+  return (await query.orderBy("cid").limit(limit).execute()).map((row) => row.cid);
 }

@@ -19,7 +19,7 @@ import {
   overlayTail,
   reasonFlags,
 } from "./decide.js";
-import { cidsOfContractsQuery, loadRefs, loadTimelines, parseContractKey } from "./persisted.js";
+import { cidsOfContractPage, loadRefs, loadTimelines, parseContractKey } from "./persisted.js";
 import type { DesiredChange, DesiredStepResult } from "./types.js";
 
 /**
@@ -54,6 +54,8 @@ const FOLD_PAGE = 5_000;
 const EVALUATE_PAGE = 1_000;
 /** Events folded in one step above which the fold tables are analysed before evaluating. */
 const ANALYZE_AFTER_FOLDED = 50_000;
+/** CIDs of one contract read per query when its standing moves. */
+const CONTRACT_PAGE = 20_000;
 /** Affected CIDs held in memory; beyond, they move to a temporary table (affected.ts). */
 const AFFECTED_IN_MEMORY = 50_000;
 
@@ -269,8 +271,14 @@ async function collectAffected(
   await timelinesFor(standingCandidates);
   for (const key of await updateStandings(db, [...standingCandidates], timelines, finalizedBlockOf))
     affectedContracts.add(key);
-  if (affectedContracts.size > 0)
-    await affectedCids.addSelect(cidsOfContractsQuery(db, [...affectedContracts]));
+  for (const key of affectedContracts) {
+    for (let after: string | null = null; ; ) {
+      const page = await cidsOfContractPage(db, key, after, CONTRACT_PAGE);
+      await affectedCids.add(page);
+      if (page.length < CONTRACT_PAGE) break;
+      after = page[page.length - 1] as string;
+    }
+  }
   const tailOfMoved: string[] = [];
   for (const [cid, refs] of overlay.tailRefs) {
     if (refs.some((ref) => affectedContracts.has(contractKey(ref.chainId, ref.contract))))
