@@ -10,6 +10,7 @@ import {
   dueCount,
   inFlightRows,
   ownershipRowsOf,
+  recordCopies,
   rowsByCid,
   statusCounts,
   underReplicated,
@@ -24,6 +25,7 @@ import {
   decideRelease,
   decideSweepExtra,
   decideSweepMissing,
+  decideSweepRecovery,
   mayHoldQuasarPin,
   unwantedCids,
 } from "./decide-queue.js";
@@ -125,7 +127,11 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
   const backendIds = backends.map((b) => b.id);
-  const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
+  const requiredReplicas = decideRequiredReplicas(
+    config.QUASAR_MIN_REPLICAS,
+    backends.length,
+    backends.some((b) => b.pins.countsCopies === true),
+  );
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
     concurrency: config.QUASAR_PIN_CONCURRENCY,
     inactivityTimeoutMs: config.QUASAR_PIN_INACTIVITY_TIMEOUT,
@@ -152,7 +158,13 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
 
   function health(): ReconcilerHealth {
     const states = workers.map((w) => w.health());
-    const readiness = decideReadiness(states, requiredReplicas);
+    const readiness = decideReadiness(
+      states.map((state, i) => ({
+        ...state,
+        severalCopies: (backends[i] as Backend).pins.countsCopies === true,
+      })),
+      requiredReplicas,
+    );
     const answer = started
       ? readiness
       : { ...readiness, ready: false, reason: "starting: backends not opened yet" };
@@ -240,11 +252,30 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     const timer = metrics.sweepSeconds.startTimer({ backend: backend.label });
     const signal = lifecycle?.signal;
     let listed = 0;
+    // A backend keeping several copies reports how many: written to its pinned rows a page at
+    // a time while the listing streams (only changed counts are written).
+    let copies: { cid: string; copies: number }[] = [];
+    let copiesWrite: Promise<unknown> = Promise.resolve();
+    const flushCopies = () => {
+      const page = copies;
+      copies = [];
+      copiesWrite = copiesWrite.then(() =>
+        recordCopies(db, config.QUASAR_RECONCILER_SCHEMA, backend.id, page),
+      );
+    };
+    const needsRecovery: string[] = [];
     async function* listing() {
       for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
-        yield pin.cid.toV1().toString();
+        const cid = pin.cid.toV1().toString();
+        if (pin.copies !== undefined) {
+          copies.push({ cid, copies: pin.copies });
+          if (copies.length >= 5_000) flushCopies();
+        }
+        if (pin.needsRecovery) needsRecovery.push(cid);
+        yield cid;
       }
+      flushCopies();
     }
     // The desired set is at least as new as startedAt (the step before the sweep); an unpin
     // candidate is acted on only when its ledger row predates startedAt (below). Pages cost one
@@ -254,8 +285,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       listing(),
       { signal },
     );
+    await copiesWrite;
     let requeued = 0;
     let unwanted = 0;
+    // Listed, but some copy failed or vanished (Cluster's pin_error, unexpectedly_unpinned):
+    // a pinned row goes back to its queue, and the pin repairs it (for Cluster: a recover).
+    for (let i = 0; i < needsRecovery.length; i += 5_000) {
+      const cids = needsRecovery.slice(i, i + 5_000);
+      const rows = await rowsOf(backend.id, cids);
+      const changes: LedgerChange[] = [];
+      for (const cid of cids) {
+        const change = decideSweepRecovery({ backendId: backend.id, cid, row: rows.get(cid) });
+        if (change) changes.push(change);
+      }
+      requeued += await apply(changes);
+    }
     for (let i = 0; i < toPin.length; i += 5_000) {
       const cids = toPin.slice(i, i + 5_000);
       const rows = await rowsOf(backend.id, cids);

@@ -1,0 +1,207 @@
+import type { CID } from "multiformats/cid";
+import { BackendRequestError, ContentUnavailableError } from "../errors.js";
+import { ndjson } from "../kubo/rpc.js";
+import type { PinBackend, PinListing, PinOptions } from "../pin-backend.js";
+import type { ClusterClient } from "./client.js";
+import { readJson } from "./rest.js";
+import {
+  type ClusterPinInfo,
+  copiesOf,
+  firstError,
+  inPinset,
+  listingName,
+  needsRecovery,
+  parsePinInfo,
+  QUASAR_META_KEY,
+  QUASAR_META_VALUE,
+  underWay,
+} from "./status.js";
+
+/** First wait between two status looks while a pin is under way; doubles up to the maximum. */
+const POLL_FIRST_MS = 25;
+const POLL_MAX_MS = 1_000;
+
+/**
+ * The pin role of an IPFS Cluster: `POST /pins/{cid}` with Quasar's name, metadata mark,
+ * replication factors, mode and origins; `DELETE /pins/{cid}`; the streamed `GET /pins`.
+ *
+ * A cluster pin is accepted at once and pinned by the peers' trackers afterwards, so `pin`
+ * waits until enough peers hold the DAG (replication-min, at least one) and nobody is still
+ * pinning, and reports each change of the peers' statuses as progress. Peers in pin_error or
+ * unexpectedly_unpinned are recovered once (`POST /pins/{cid}/recover`); a second failure is
+ * ContentUnavailableError. A pin this call created and that did not complete is removed
+ * again, so a failed pin never stays in the pinset (as with Kubo's `pin/add`).
+ */
+export function createClusterPins(client: ClusterClient): PinBackend {
+  const { label } = client.lifecycle;
+  const { params, fail } = client;
+  const target = Math.max(1, params.replicationMin ?? 1);
+
+  function pinQuery(name: string): URLSearchParams {
+    const query = new URLSearchParams({ name, mode: "recursive" });
+    query.set(`meta-${QUASAR_META_KEY}`, QUASAR_META_VALUE);
+    if (params.replicationMin !== undefined)
+      query.set("replication-min", String(params.replicationMin));
+    if (params.replicationMax !== undefined)
+      query.set("replication-max", String(params.replicationMax));
+    if (params.origins.length > 0) query.set("origins", params.origins.join(","));
+    return query;
+  }
+
+  async function status(cid: CID, signal?: AbortSignal): Promise<ClusterPinInfo | undefined> {
+    const info = parsePinInfo(
+      await readJson(await client.rest.request("GET", `/pins/${cid}`, { signal })),
+    );
+    return info && inPinset(info) ? info : undefined;
+  }
+
+  async function waitPinned(cid: CID, options: PinOptions): Promise<void> {
+    let seen = "";
+    let progress = 0;
+    let recovered = false;
+    let wait = POLL_FIRST_MS;
+    for (;;) {
+      const info = await status(cid, options.signal);
+      if (!info) throw new BackendRequestError(label, "pin", "the pin left the cluster's pinset");
+      const copies = copiesOf(info);
+      const pending = underWay(info);
+      const shape = [...info.peers.values()].map((p) => p.status).join(",");
+      if (shape !== seen) {
+        // Cluster reports no block counts: a change of any peer's status is the progress
+        // the caller's inactivity timeout waits for.
+        seen = shape;
+        options.onProgress?.(++progress);
+      }
+      if (copies >= target && pending === 0) {
+        options.onCopies?.(copies);
+        return;
+      }
+      if (pending === 0 && needsRecovery(info)) {
+        if (recovered) {
+          throw new ContentUnavailableError(label, cid.toString(), {
+            details: firstError(info) ?? "pin_error",
+          });
+        }
+        recovered = true;
+        await readJson(
+          await client.rest.request("POST", `/pins/${cid}/recover`, { signal: options.signal }),
+        );
+      } else if (pending === 0 && copies > 0 && copies < target) {
+        // The other allocated peers are unreachable (cluster_error): what is held is reported,
+        // and the sweep counts the copies as they come back.
+        options.onCopies?.(copies);
+        return;
+      }
+      await sleep(wait, options.signal);
+      wait = Math.min(wait * 2, POLL_MAX_MS);
+    }
+  }
+
+  return {
+    ...client.lifecycle,
+    exclusive: params.exclusive,
+    countsCopies: true,
+
+    async pin(cid, options) {
+      let created = false;
+      try {
+        const before = await status(cid, options.signal);
+        created = before === undefined;
+        await readJson(
+          await client.rest.request("POST", `/pins/${cid}`, {
+            query: pinQuery(options.name),
+            signal: options.signal,
+          }),
+        );
+        await waitPinned(cid, options);
+      } catch (error) {
+        if (created) {
+          // Never leave a pin this call made and could not complete: the cluster would keep
+          // trying behind Quasar's back. Best effort; the caller's signal may have fired.
+          await client.rest
+            .request("DELETE", `/pins/${cid}`, { signal: AbortSignal.timeout(10_000) })
+            .then(readJson)
+            .catch(() => undefined);
+        }
+        fail("pin", error, cid);
+      }
+    },
+
+    async unpin(cid, options) {
+      try {
+        await readJson(await client.rest.request("DELETE", `/pins/${cid}`, options));
+      } catch (error) {
+        if (client.isNotPinned(error)) return;
+        fail("unpin", error);
+      }
+    },
+
+    async *listPins(options) {
+      try {
+        const body = await client.rest.request("GET", "/pins", { signal: options.signal });
+        for await (const line of ndjson(body, (message) => new Error(message))) {
+          const info = parsePinInfo(line);
+          if (info && inPinset(info)) yield toListing(info);
+        }
+      } catch (error) {
+        fail("listPins", error);
+      }
+    },
+
+    async getPin(cid, options) {
+      try {
+        const info = await status(cid, options.signal);
+        return info ? toListing(info) : undefined;
+      } catch (error) {
+        return fail("getPin", error, cid);
+      }
+    },
+
+    async storesPinNames() {
+      // A later `POST /pins/{cid}` by anyone replaces the pin's name and metadata.
+      return true;
+    },
+
+    async importCar(car, options) {
+      try {
+        const query = pinQuery(options.name);
+        query.set("format", "car");
+        query.set("stream-channels", "false");
+        const body = await client.rest.request("POST", "/add", {
+          query,
+          body: car,
+          signal: options.signal,
+        });
+        await readJson(body);
+      } catch (error) {
+        fail("importCar", error);
+      }
+    },
+  };
+}
+
+function toListing(info: ClusterPinInfo): PinListing {
+  const name = listingName(info);
+  const listing: PinListing = { cid: info.cid.toV1(), copies: copiesOf(info) };
+  if (name !== undefined) listing.name = name;
+  if (needsRecovery(info)) listing.needsRecovery = true;
+  return listing;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
