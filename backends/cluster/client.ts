@@ -74,6 +74,8 @@ export function createClusterClient(params: ClusterBackendParams): ClusterClient
         await readJson(await rest.request("GET", "/id", { signal: AbortSignal.timeout(10_000) }));
       } catch (error) {
         if (error instanceof ClusterRefusal) {
+          // Wrong credentials do not get better by waiting.
+          if (error.status === 401 || error.status === 403) fail("open", error);
           throw new BackendUnavailableError(label, {
             cause: error,
             details: `GET /id: HTTP ${error.status} ${error.clusterMessage}`,
