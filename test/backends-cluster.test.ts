@@ -33,28 +33,31 @@ async function pinForeign(peer: ClusterPeer, cid: CID, name = "someone-else"): P
   throw new Error(`foreign pin of ${cid} never became pinned`);
 }
 
-describePinConformance("IPFS Cluster (one peer, its own Kubo, in a network namespace)", async () => {
-  const cluster = await startCluster({ peers: 1 });
-  const [peer] = cluster.peers as [ClusterPeer];
-  return {
-    pins: createBackend(cluster.connectionString()).pins,
-    storeFile: (bytes) => addUnpinned(peer, bytes),
-    async storeDag(value) {
-      const answer = await peer.kuboRpc(
-        "dag/put",
-        { pin: "false" },
-        { field: "file", bytes: new TextEncoder().encode(JSON.stringify(value)) },
-      );
-      return CID.parse((JSON.parse(answer) as { Cid: { "/": string } }).Cid["/"]);
-    },
-    async pinForeign(bytes) {
-      const cid = await addUnpinned(peer, bytes);
-      await pinForeign(peer, cid);
-      return cid.toV1();
-    },
-    cleanup: () => cluster.destroy(),
-  };
-});
+describePinConformance(
+  "IPFS Cluster (one peer, its own Kubo, in a network namespace)",
+  async () => {
+    const cluster = await startCluster({ peers: 1 });
+    const [peer] = cluster.peers as [ClusterPeer];
+    return {
+      pins: createBackend(cluster.connectionString()).pins,
+      storeFile: (bytes) => addUnpinned(peer, bytes),
+      async storeDag(value) {
+        const answer = await peer.kuboRpc(
+          "dag/put",
+          { pin: "false" },
+          { field: "file", bytes: new TextEncoder().encode(JSON.stringify(value)) },
+        );
+        return CID.parse((JSON.parse(answer) as { Cid: { "/": string } }).Cid["/"]);
+      },
+      async pinForeign(bytes) {
+        const cid = await addUnpinned(peer, bytes);
+        await pinForeign(peer, cid);
+        return cid.toV1();
+      },
+      cleanup: () => cluster.destroy(),
+    };
+  },
+);
 
 describe("IPFS Cluster backend (one peer, basic auth)", () => {
   let cluster: TestCluster;

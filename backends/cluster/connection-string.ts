@@ -12,7 +12,7 @@ import { InvalidConnectionStringError } from "../errors.js";
  * of one IPFS Cluster peer (port 9094 when omitted). `?token=` is sent as `Authorization:
  * Bearer` (a JWT from the cluster's `POST /token`); user info as basic auth.
  * `replication-min` / `replication-max` go with every pin (-1: every peer; absent: the
- * cluster's own defaults). `origins` (comma-separated multiaddrs ending in `/p2p/<id>`) tells
+ * cluster's own defaults; a min alone is also the max, as Cluster refuses min > max). `origins` (comma-separated multiaddrs ending in `/p2p/<id>`) tells
  * the cluster's IPFS daemons where to fetch from. None of these parameters is part of the id.
  */
 export const CLUSTER_FORMS = [
@@ -68,14 +68,17 @@ export function parseClusterConnectionString(
     return Number(value);
   };
   const replicationMin = factor("replication-min");
-  const replicationMax = factor("replication-max");
+  // Cluster refuses min > max, and its default max (-1) is below any min: a min alone
+  // brings its own max.
+  const replicationMax = factor("replication-max") ?? replicationMin;
   if (
     replicationMin !== undefined &&
     replicationMax !== undefined &&
-    replicationMax !== -1 &&
-    (replicationMin === -1 || replicationMin > replicationMax)
+    replicationMin > replicationMax
   ) {
-    fail(`replication-min (${replicationMin}) must not exceed replication-max (${replicationMax})`);
+    fail(
+      `replication-min (${replicationMin}) must not exceed replication-max (${replicationMax}; -1 means every peer)`,
+    );
   }
   const origins = (endpoint.params.get("origins") ?? "")
     .split(",")

@@ -36,6 +36,16 @@ export function createClusterPins(client: ClusterClient): PinBackend {
   const { label } = client.lifecycle;
   const { params, fail } = client;
   const target = Math.max(1, params.replicationMin ?? 1);
+  // Pin calls still running, by CID, until their clean-up is done. The caller may give up on
+  // a pin before it returns (an inactivity timeout resolves at once): a later pin or CAR
+  // import of that CID waits for it, or its late DELETE would take the new pin away.
+  const running = new Map<string, Promise<unknown>>();
+  // Those whose caller gave up (signal fired) and that are still cleaning up: a CAR import,
+  // whose root is known only once the cluster has added it, waits for all of them first.
+  const abandoned = new Set<Promise<unknown>>();
+  const settled = async (cid: CID) => {
+    await running.get(cid.toV1().toString());
+  };
 
   function pinQuery(name: string): URLSearchParams {
     const query = new URLSearchParams({ name, mode: "recursive" });
@@ -53,6 +63,17 @@ export function createClusterPins(client: ClusterClient): PinBackend {
       await readJson(await client.rest.request("GET", `/pins/${cid}`, { signal })),
     );
     return info && inPinset(info) ? info : undefined;
+  }
+
+  /** Whether the pinset holds `cid` (`GET /allocations/{cid}`: the shared state only, no peer asked). */
+  async function inState(cid: CID, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await readJson(await client.rest.request("GET", `/allocations/${cid}`, { signal }));
+      return true;
+    } catch (error) {
+      if (client.isNotPinned(error)) return false;
+      throw error;
+    }
   }
 
   async function waitPinned(cid: CID, options: PinOptions): Promise<void> {
@@ -97,33 +118,70 @@ export function createClusterPins(client: ClusterClient): PinBackend {
     }
   }
 
+  /**
+   * DELETE, then wait (up to 10 s) until no peer tracks the CID any more: a pin of the same
+   * CID sent while a peer's tracker is still unpinning it can be lost.
+   */
+  async function removeAbandoned(cid: CID): Promise<void> {
+    const signal = AbortSignal.timeout(10_000);
+    await readJson(await client.rest.request("DELETE", `/pins/${cid}`, { signal }));
+    let wait = POLL_FIRST_MS;
+    for (;;) {
+      const info = parsePinInfo(
+        await readJson(await client.rest.request("GET", `/pins/${cid}`, { signal })),
+      );
+      if (!info || [...info.peers.values()].every((p) => p.status === "unpinned")) return;
+      await sleep(wait, signal);
+      wait = Math.min(wait * 2, POLL_MAX_MS);
+    }
+  }
+
+  /** One pin: POST, then wait for the trackers; a pin it created and could not complete goes. */
+  async function pinOnce(cid: CID, options: PinOptions): Promise<void> {
+    let created = false;
+    try {
+      created = !(await inState(cid, options.signal));
+      await readJson(
+        await client.rest.request("POST", `/pins/${cid}`, {
+          query: pinQuery(options.name),
+          signal: options.signal,
+        }),
+      );
+      await waitPinned(cid, options);
+    } catch (error) {
+      if (created) {
+        // Never leave a pin this call made and could not complete: the cluster would keep
+        // trying behind Quasar's back. Best effort; the caller's signal may have fired.
+        await removeAbandoned(cid).catch(() => undefined);
+      }
+      fail("pin", error, cid);
+    }
+  }
+
   return {
     ...client.lifecycle,
     exclusive: params.exclusive,
     countsCopies: true,
 
     async pin(cid, options) {
-      let created = false;
+      const key = cid.toV1().toString();
+      const previous = running.get(key);
+      const call = (async () => {
+        await previous;
+        await pinOnce(cid, options);
+      })();
+      const tracked = call.catch(() => undefined);
+      running.set(key, tracked);
+      const onAbort = () => {
+        abandoned.add(tracked);
+        void tracked.then(() => abandoned.delete(tracked));
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        const before = await status(cid, options.signal);
-        created = before === undefined;
-        await readJson(
-          await client.rest.request("POST", `/pins/${cid}`, {
-            query: pinQuery(options.name),
-            signal: options.signal,
-          }),
-        );
-        await waitPinned(cid, options);
-      } catch (error) {
-        if (created) {
-          // Never leave a pin this call made and could not complete: the cluster would keep
-          // trying behind Quasar's back. Best effort; the caller's signal may have fired.
-          await client.rest
-            .request("DELETE", `/pins/${cid}`, { signal: AbortSignal.timeout(10_000) })
-            .then(readJson)
-            .catch(() => undefined);
-        }
-        fail("pin", error, cid);
+        await call;
+      } finally {
+        options.signal?.removeEventListener("abort", onAbort);
+        if (running.get(key) === tracked) running.delete(key);
       }
     },
 
@@ -164,15 +222,32 @@ export function createClusterPins(client: ClusterClient): PinBackend {
 
     async importCar(car, options) {
       try {
+        await Promise.all(abandoned);
         const query = pinQuery(options.name);
         query.set("format", "car");
-        query.set("stream-channels", "false");
         const body = await client.rest.request("POST", "/add", {
           query,
           body: car,
           signal: options.signal,
         });
-        await readJson(body);
+        // One AddedOutput line per root; the peers' trackers pin it afterwards, as for pin().
+        let root: CID | undefined;
+        for await (const line of ndjson(body, (message) => new Error(message))) {
+          const added = parsePinInfo(line);
+          if (added) root = added.cid;
+        }
+        if (!root) throw new BackendRequestError(label, "importCar", "the answer named no root");
+        // A failed pin of the same root may still be on its way out; pin again after it.
+        if (running.has(root.toV1().toString())) {
+          await settled(root);
+          await readJson(
+            await client.rest.request("POST", `/pins/${root}`, {
+              query: pinQuery(options.name),
+              signal: options.signal,
+            }),
+          );
+        }
+        await waitPinned(root, { name: options.name, signal: options.signal });
       } catch (error) {
         fail("importCar", error);
       }

@@ -85,6 +85,8 @@ export type TestCluster = {
   connectionString(query?: Record<string, string>, peer?: number): string;
   /** The Pinning Service API endpoint of a peer (issue 11's PSA backend tests use it). */
   pinningServiceUrl(peer?: number): string;
+  /** Resolves once every peer sees every other and has its metrics (after a restart). */
+  converged(): Promise<void>;
   /** Kills every daemon, deletes the repos and the namespace. Idempotent. */
   destroy(): Promise<void>;
 };
@@ -203,6 +205,7 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
         return `cluster+http://${url.host}${search ? `?${search}` : ""}`;
       },
       pinningServiceUrl: (peer = 0) => (peers[peer] as ClusterPeer).pinningServiceUrl,
+      converged: () => waitForPeers(peers, authHeaderOf(options)),
       destroy,
     };
   } catch (error) {
@@ -217,17 +220,25 @@ function authHeaderOf(options: StartClusterOptions): string | undefined {
   return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 }
 
-/** Waits until every peer lists every other peer (`GET /peers`). */
-async function waitForPeers(peers: ClusterPeer[], auth: string | undefined): Promise<void> {
+/**
+ * Waits until every peer lists every other peer (`GET /peers`) and holds a freespace metric
+ * of each: the allocator places a pin only on peers it has metrics of.
+ */
+export async function waitForPeers(
+  peers: readonly ClusterPeer[],
+  auth: string | undefined,
+): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     let all = true;
     for (const peer of peers) {
-      const response = await fetch(`${peer.restUrl}/peers`, {
-        headers: auth ? { authorization: auth } : {},
-      }).catch(() => undefined);
-      const text = response ? await response.text() : "";
-      if (peers.some((other) => !text.includes(other.peerId))) all = false;
+      for (const path of ["/peers", "/monitor/metrics/freespace"]) {
+        const response = await fetch(`${peer.restUrl}${path}`, {
+          headers: auth ? { authorization: auth } : {},
+        }).catch(() => undefined);
+        const text = response ? await response.text() : "";
+        if (peers.some((other) => !text.includes(other.peerId))) all = false;
+      }
     }
     if (all) return;
     await new Promise((resolve) => setTimeout(resolve, 250));
