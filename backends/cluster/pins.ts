@@ -4,6 +4,7 @@ import { ndjson } from "../kubo/rpc.js";
 import type { PinBackend, PinListing, PinOptions } from "../pin-backend.js";
 import type { ClusterClient } from "./client.js";
 import { readJson } from "./rest.js";
+import { createStatusBatcher } from "./status-batch.js";
 import {
   type ClusterPinInfo,
   copiesOf,
@@ -18,8 +19,8 @@ import {
 } from "./status.js";
 
 /** First wait between two status looks while a pin is under way; doubles up to the maximum. */
-const POLL_FIRST_MS = 25;
-const POLL_MAX_MS = 1_000;
+const POLL_FIRST_MS = 20;
+const POLL_MAX_MS = 500;
 
 /**
  * The pin role of an IPFS Cluster: `POST /pins/{cid}` with Quasar's name, metadata mark,
@@ -58,10 +59,11 @@ export function createClusterPins(client: ClusterClient): PinBackend {
     return query;
   }
 
+  const batcher = createStatusBatcher(() => client.rest, label);
+
+  /** The CID's status on every peer, looked up with the other pins under way. */
   async function status(cid: CID, signal?: AbortSignal): Promise<ClusterPinInfo | undefined> {
-    const info = parsePinInfo(
-      await readJson(await client.rest.request("GET", `/pins/${cid}`, { signal })),
-    );
+    const info = parsePinInfo(await batcher.get(cid, signal));
     return info && inPinset(info) ? info : undefined;
   }
 
@@ -114,7 +116,7 @@ export function createClusterPins(client: ClusterClient): PinBackend {
         return;
       }
       await sleep(wait, options.signal);
-      wait = Math.min(wait * 2, POLL_MAX_MS);
+      wait = Math.min(wait * 1.5, POLL_MAX_MS);
     }
   }
 
@@ -207,10 +209,18 @@ export function createClusterPins(client: ClusterClient): PinBackend {
     },
 
     async getPin(cid, options) {
+      // The shared state only (`GET /allocations/{cid}`: no peer asked), so no copies count:
+      // ownership needs the name and Quasar's mark, the sweep's listing counts copies.
       try {
-        const info = await status(cid, options.signal);
-        return info ? toListing(info) : undefined;
+        const pin = await readJson(
+          await client.rest.request("GET", `/allocations/${cid}`, { signal: options.signal }),
+        );
+        const info = parsePinInfo(pin);
+        if (!info) return undefined;
+        const name = listingName(info);
+        return name === undefined ? { cid: info.cid.toV1() } : { cid: info.cid.toV1(), name };
       } catch (error) {
+        if (client.isNotPinned(error)) return undefined;
         return fail("getPin", error, cid);
       }
     },

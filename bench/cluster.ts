@@ -1,0 +1,162 @@
+/**
+ * IPFS Cluster benchmark: Quasar converging N desired CIDs through a real cluster against the
+ * same N `POST /pins` made directly, in one run, on one cluster.
+ *
+ *   npm run bench:cluster -- [--cids 20000] [--concurrency 32] [--peers 1]
+ *
+ * A cluster (ipfs-cluster-service 1.1.6, crdt, each peer with its own Kubo) runs inside a
+ * network namespace of its own (test/harness/cluster.ts; needs root). 2N distinct raw blocks
+ * are imported into the first peer's Kubo unpinned. Then:
+ *  (a) direct: N `POST /pins/{cid}` (name, metadata, replication 1) from `concurrency` clients,
+ *      timed until the cluster reports every one pinned (directPerSec), and until the last POST
+ *      was accepted (directAcceptPerSec);
+ *  (b) Quasar: the other N CIDs made desired, the engine (QUASAR_PIN_CONCURRENCY =
+ *      concurrency) pins them through the cluster backend until idle (quasarPerSec): ownership
+ *      look, POST, wait for the trackers, ledger write;
+ *  (c) a full sweep over the 2N cluster pins (sweepSeconds, the bench process's peak RSS while
+ *      it runs), and the cluster's own `GET /pins` stream read alone (listOnlySeconds), with
+ *      both extrapolated linearly to 1M pins.
+ * The last line of output is the result as JSON.
+ */
+import { startCluster } from "@/test/harness/cluster.js";
+import { rawBlocksCar } from "@/test/harness/raw-blocks.js";
+import { createEngineFixture } from "@/test/reconciler-fixture.js";
+
+function argument(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = Number(index === -1 ? fallback : process.argv[index + 1]);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`--${name} expects a positive whole number`);
+  return value;
+}
+
+function log(message: string, fields: Record<string, unknown> = {}): void {
+  console.log(JSON.stringify({ msg: message, ...fields }));
+}
+
+async function pool<T>(items: readonly T[], size: number, task: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: size }, async () => {
+      while (next < items.length) await task(items[next++] as T);
+    }),
+  );
+}
+
+/** Lines of a streamed `GET /pins[?filter=…]`, counted without holding the answer. */
+async function countPins(restUrl: string, filter?: string): Promise<number> {
+  const response = await fetch(`${restUrl}/pins${filter ? `?filter=${filter}` : ""}`);
+  if (!response.body) return 0;
+  let lines = 0;
+  for await (const chunk of response.body) {
+    for (const byte of chunk as Uint8Array) if (byte === 10) lines++;
+  }
+  return lines;
+}
+
+const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+
+async function main(): Promise<void> {
+  const cids = argument("cids", 20_000);
+  const concurrency = argument("concurrency", 32);
+  const peers = argument("peers", 1) === 2 ? 2 : 1;
+  const cluster = await startCluster({ peers });
+  const peer = cluster.peers[0];
+  if (!peer) throw new Error("no peer");
+  try {
+    const started = performance.now();
+    for (let i = 0; i < 2 * cids; i += 50_000) {
+      const { cids: made, car } = await rawBlocksCar(Math.min(50_000, 2 * cids - i));
+      await peer.kuboRpc("dag/import", { "pin-roots": "false" }, { field: "file", bytes: car });
+      blocks.push(...made);
+    }
+    log("blocks imported", {
+      blocks: blocks.length,
+      seconds: round((performance.now() - started) / 1_000),
+    });
+    const direct = blocks.slice(0, cids);
+    const ours = blocks.slice(cids);
+
+    // (a) direct
+    let t = performance.now();
+    await pool(direct, concurrency, async (cid) => {
+      const url = `${peer.restUrl}/pins/${cid}?name=direct&meta-bench=direct&mode=recursive&replication-min=1&replication-max=1`;
+      const response = await fetch(url, { method: "POST" });
+      await response.text();
+      if (!response.ok) throw new Error(`POST /pins answered ${response.status}`);
+    });
+    const directAcceptSeconds = (performance.now() - t) / 1_000;
+    while ((await countPins(peer.restUrl, "pinned")) < cids) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const directSeconds = (performance.now() - t) / 1_000;
+    log("direct POST /pins done", { directAcceptSeconds, directSeconds });
+
+    // (b) Quasar
+    const f = await createEngineFixture({
+      backends: [],
+      pinOnlyBackends: [cluster.connectionString({ "replication-min": "1" })],
+      env: {
+        QUASAR_PIN_CONCURRENCY: String(concurrency),
+        QUASAR_MIN_REPLICAS: "1",
+        QUASAR_LOG_LEVEL: "warn",
+      },
+    });
+    try {
+      t = performance.now();
+      await f.wantMany(ours);
+      await f.reconciler.stepOnce();
+      await f.reconciler.waitIdle({ timeoutMs: 3_600_000 });
+      const quasarSeconds = (performance.now() - t) / 1_000;
+      log("Quasar converged", { quasarSeconds });
+
+      // (c) sweeps
+      let peakRss = process.memoryUsage().rss;
+      const sampler = setInterval(() => {
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      }, 50);
+      t = performance.now();
+      const sweep = await f.reconciler.sweepOnce();
+      const sweepSeconds = (performance.now() - t) / 1_000;
+      clearInterval(sampler);
+      const listed = sweep.backends[0]?.listed ?? 0;
+      t = performance.now();
+      const listOnly = await countPins(peer.restUrl);
+      const listOnlySeconds = (performance.now() - t) / 1_000;
+      const perMillion = 1_000_000 / Math.max(listed, 1);
+      console.log(
+        JSON.stringify({
+          bench: "cluster",
+          cids,
+          quasarPerSec: round(cids / quasarSeconds),
+          directPerSec: round(cids / directSeconds),
+          ratio: round(directSeconds / quasarSeconds, 3),
+          sweepSeconds: round(sweepSeconds, 3),
+          directAcceptPerSec: round(cids / directAcceptSeconds),
+          concurrency,
+          peers,
+          sweepListed: listed,
+          sweepError: sweep.backends[0]?.error ?? null,
+          sweepPeakRssMB: round(peakRss / 1_048_576, 1),
+          listOnlyPins: listOnly,
+          listOnlySeconds: round(listOnlySeconds, 3),
+          sweep1MEstimateSeconds: round(sweepSeconds * perMillion, 1),
+          listOnly1MEstimateSeconds: round(listOnlySeconds * perMillion, 1),
+        }),
+      );
+    } finally {
+      await f.close();
+    }
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+const blocks: string[] = [];
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
