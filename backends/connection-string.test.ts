@@ -131,7 +131,18 @@ describe("connection string errors", () => {
 
   it.each([
     ["psa+https://api.pinata.cloud/psa?token=abc", 'unknown backend kind "psa"'],
-    ["cluster+http://127.0.0.1:9094", 'unknown backend kind "cluster"'],
+    ["cluster+ftp://127.0.0.1:9094", 'unknown transport "+ftp"'],
+    ["cluster+http://127.0.0.1:9094?replication-min=two", "replication-min must be a whole number"],
+    ["cluster+http://127.0.0.1:9094?replication-min=-2", "replication-min must be a whole number"],
+    [
+      "cluster+http://127.0.0.1:9094?replication-min=3&replication-max=2",
+      "must not exceed replication-max",
+    ],
+    [
+      "cluster+http://127.0.0.1:9094?origins=/ip4/1.2.3.4/tcp/4001",
+      "must be a multiaddr ending in /p2p/",
+    ],
+    ["cluster+http://127.0.0.1:9094?replicas=2", 'unknown parameter "replicas"'],
     ["powergate+http://host:6002", 'unknown backend kind "powergate"'],
     ["http://127.0.0.1:5001", 'unknown backend kind "http"'],
     ["127.0.0.1:5001", "expected"],

@@ -4,7 +4,6 @@ import { ndjson } from "../kubo/rpc.js";
 import type { PinBackend, PinListing, PinOptions } from "../pin-backend.js";
 import type { ClusterClient } from "./client.js";
 import { readJson } from "./rest.js";
-import { createStatusBatcher } from "./status-batch.js";
 import {
   type ClusterPinInfo,
   copiesOf,
@@ -17,6 +16,7 @@ import {
   QUASAR_META_VALUE,
   underWay,
 } from "./status.js";
+import { createStatusBatcher } from "./status-batch.js";
 
 /** First wait between two status looks while a pin is under way; doubles up to the maximum. */
 const POLL_FIRST_MS = 20;

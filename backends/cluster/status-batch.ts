@@ -62,7 +62,9 @@ export function createStatusBatcher(rest: () => RestTransport, label: string): S
   return {
     get(cid, signal) {
       if (signal?.aborted) {
-        return Promise.reject(new BackendAbortedError(label, "GET /pins", { cause: signal.reason }));
+        return Promise.reject(
+          new BackendAbortedError(label, "GET /pins", { cause: signal.reason }),
+        );
       }
       return new Promise((resolve, reject) => {
         const onAbort = () =>
