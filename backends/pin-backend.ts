@@ -27,6 +27,13 @@ export interface PinBackend extends BackendLifecycle {
   readonly countsCopies?: true;
 
   /**
+   * Commands worth running at once on this backend when more than QUASAR_PIN_CONCURRENCY:
+   * a pin that mostly waits on the backend's own workers (IPFS Cluster's trackers, polled in
+   * shared batches) costs Quasar little while it waits.
+   */
+  readonly pinConcurrency?: number;
+
+  /**
    * Pins `cid` recursively, fetching missing blocks from the network. Idempotent: pinning a
    * pinned CID succeeds (and keeps the existing pin). Calls `onProgress` whenever the count of
    * blocks fetched grows, so the caller can enforce an inactivity timeout (abort through

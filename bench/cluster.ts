@@ -2,17 +2,19 @@
  * IPFS Cluster benchmark: Quasar converging N desired CIDs through a real cluster against the
  * same N `POST /pins` made directly, in one run, on one cluster.
  *
- *   npm run bench:cluster -- [--cids 20000] [--concurrency 32] [--peers 1]
+ *   npm run bench:cluster -- [--cids 20000] [--concurrency 32] [--rounds 4] [--peers 1]
  *
  * A cluster (ipfs-cluster-service 1.1.6, crdt, each peer with its own Kubo) runs inside a
  * network namespace of its own (test/harness/cluster.ts; needs root). 2N distinct raw blocks
  * are imported into the first peer's Kubo unpinned. Then:
  *  (a) direct: N `POST /pins/{cid}` (name, metadata, replication 1) from `concurrency` clients,
- *      timed until the cluster reports every one pinned (directPerSec), and until the last POST
- *      was accepted (directAcceptPerSec);
+ *      timed until the cluster reports every one pinned (directPerSec: the same end state as
+ *      Quasar's), and until the last POST was accepted (directAcceptPerSec);
  *  (b) Quasar: the other N CIDs made desired, the engine (QUASAR_PIN_CONCURRENCY =
  *      concurrency) pins them through the cluster backend until idle (quasarPerSec): ownership
  *      look, POST, wait for the trackers, ledger write;
+ *  (a) and (b) run in `rounds` rounds (default 4) of N/rounds each, alternating which goes
+ *  first;
  *  (c) a full sweep over the 2N cluster pins (sweepSeconds, the bench process's peak RSS while
  *      it runs), and the cluster's own `GET /pins` stream read alone (listOnlySeconds), with
  *      both extrapolated linearly to 1M pins.
@@ -43,6 +45,29 @@ async function pool<T>(items: readonly T[], size: number, task: (item: T) => Pro
   );
 }
 
+/** Waits until the cluster reports every one of `cids` pinned, asking for 200 at a time. */
+async function waitPinned(restUrl: string, cids: readonly string[]): Promise<void> {
+  let pending = [...cids];
+  while (pending.length > 0) {
+    const still: string[] = [];
+    for (let i = 0; i < pending.length; i += 200) {
+      const batch = pending.slice(i, i + 200);
+      const response = await fetch(`${restUrl}/pins?cids=${batch.join(",")}`);
+      const text = await response.text();
+      for (const line of text.split("\n")) {
+        if (line.trim() === "") continue;
+        const info = JSON.parse(line) as {
+          cid: string;
+          peer_map: Record<string, { status: string }>;
+        };
+        if (!Object.values(info.peer_map).some((p) => p.status === "pinned")) still.push(info.cid);
+      }
+    }
+    pending = still;
+    if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** Lines of a streamed `GET /pins[?filter=…]`, counted without holding the answer. */
 async function countPins(restUrl: string, filter?: string): Promise<number> {
   const response = await fetch(`${restUrl}/pins${filter ? `?filter=${filter}` : ""}`);
@@ -60,6 +85,7 @@ async function main(): Promise<void> {
   const cids = argument("cids", 20_000);
   const concurrency = argument("concurrency", 32);
   const peers = argument("peers", 1) === 2 ? 2 : 1;
+  const rounds = argument("rounds", 4);
   const cluster = await startCluster({ peers });
   const peer = cluster.peers[0];
   if (!peer) throw new Error("no peer");
@@ -74,25 +100,6 @@ async function main(): Promise<void> {
       blocks: blocks.length,
       seconds: round((performance.now() - started) / 1_000),
     });
-    const direct = blocks.slice(0, cids);
-    const ours = blocks.slice(cids);
-
-    // (a) direct
-    let t = performance.now();
-    await pool(direct, concurrency, async (cid) => {
-      const url = `${peer.restUrl}/pins/${cid}?name=direct&meta-bench=direct&mode=recursive&replication-min=1&replication-max=1`;
-      const response = await fetch(url, { method: "POST" });
-      await response.text();
-      if (!response.ok) throw new Error(`POST /pins answered ${response.status}`);
-    });
-    const directAcceptSeconds = (performance.now() - t) / 1_000;
-    while ((await countPins(peer.restUrl, "pinned")) < cids) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const directSeconds = (performance.now() - t) / 1_000;
-    log("direct POST /pins done", { directAcceptSeconds, directSeconds });
-
-    // (b) Quasar
     const f = await createEngineFixture({
       backends: [],
       pinOnlyBackends: [cluster.connectionString({ "replication-min": "1" })],
@@ -103,19 +110,50 @@ async function main(): Promise<void> {
       },
     });
     try {
-      t = performance.now();
-      await f.wantMany(ours);
-      await f.reconciler.stepOnce();
-      await f.reconciler.waitIdle({ timeoutMs: 3_600_000 });
-      const quasarSeconds = (performance.now() - t) / 1_000;
-      log("Quasar converged", { quasarSeconds });
+      // Rounds alternate which side goes first, so a cluster growing (or a machine getting
+      // busier) during the run weighs on both alike.
+      const per = Math.ceil(cids / rounds);
+      let directSeconds = 0;
+      let directAcceptSeconds = 0;
+      let quasarSeconds = 0;
+      for (let r = 0; r < rounds; r++) {
+        const direct = blocks.slice(r * per, Math.min((r + 1) * per, cids));
+        const ours = blocks.slice(cids + r * per, cids + Math.min((r + 1) * per, cids));
+        const runDirect = async () => {
+          const t = performance.now();
+          await pool(direct, concurrency, async (cid) => {
+            const url = `${peer.restUrl}/pins/${cid}?name=direct&meta-bench=direct&mode=recursive&replication-min=1&replication-max=1`;
+            const response = await fetch(url, { method: "POST" });
+            await response.text();
+            if (!response.ok) throw new Error(`POST /pins answered ${response.status}`);
+          });
+          directAcceptSeconds += (performance.now() - t) / 1_000;
+          await waitPinned(peer.restUrl, direct);
+          directSeconds += (performance.now() - t) / 1_000;
+        };
+        const runQuasar = async () => {
+          const t = performance.now();
+          await f.wantMany(ours);
+          await f.reconciler.stepOnce();
+          await f.reconciler.waitIdle({ timeoutMs: 3_600_000 });
+          quasarSeconds += (performance.now() - t) / 1_000;
+        };
+        if (r % 2 === 0) {
+          await runDirect();
+          await runQuasar();
+        } else {
+          await runQuasar();
+          await runDirect();
+        }
+        log("round", { round: r + 1, directSeconds, quasarSeconds });
+      }
 
       // (c) sweeps
       let peakRss = process.memoryUsage().rss;
       const sampler = setInterval(() => {
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
       }, 50);
-      t = performance.now();
+      let t = performance.now();
       const sweep = await f.reconciler.sweepOnce();
       const sweepSeconds = (performance.now() - t) / 1_000;
       clearInterval(sampler);

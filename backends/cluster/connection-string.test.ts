@@ -67,6 +67,13 @@ describe("cluster connection strings", () => {
     ).toThrow(/configured twice/);
   });
 
+  it("reads the pins kept under way at once", () => {
+    expect(parse("cluster+http://h:9094").concurrency).toBe(128);
+    expect(parse("cluster+http://h:9094?concurrency=16").concurrency).toBe(16);
+    expect(createBackend("cluster+http://h:9094?concurrency=16").pins.pinConcurrency).toBe(16);
+    expect(() => parse("cluster+http://h:9094?concurrency=0")).toThrow(/concurrency must be/);
+  });
+
   it("reads origins and exclusive", () => {
     const params = parse(
       "cluster+http://h:9094?exclusive=true&origins=/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWa,/dns4/x/tcp/4001/p2p/12D3KooWb",

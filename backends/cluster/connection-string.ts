@@ -13,11 +13,13 @@ import { InvalidConnectionStringError } from "../errors.js";
  * Bearer` (a JWT from the cluster's `POST /token`); user info as basic auth.
  * `replication-min` / `replication-max` go with every pin (-1: every peer; absent: the
  * cluster's own defaults; a min alone is also the max, as Cluster refuses min > max). `origins` (comma-separated multiaddrs ending in `/p2p/<id>`) tells
- * the cluster's IPFS daemons where to fetch from. None of these parameters is part of the id.
+ * the cluster's IPFS daemons where to fetch from. `concurrency` (default 128) is how many pins
+ * Quasar keeps under way at once: each mostly waits on the cluster's trackers. None of these
+ * parameters is part of the id.
  */
 export const CLUSTER_FORMS = [
   "cluster+http://host:port",
-  "cluster+https://[user:password@]host:port[/prefix][?token=…][&replication-min=N][&replication-max=M][&origins=…][&exclusive=true]",
+  "cluster+https://[user:password@]host:port[/prefix][?token=…][&replication-min=N][&replication-max=M][&origins=…][&concurrency=128][&exclusive=true]",
 ] as const;
 
 /** Settings of one IPFS Cluster backend. `authorization` is a secret. */
@@ -33,9 +35,19 @@ export type ClusterBackendParams = {
   origins: readonly string[];
   /** The operator declares Quasar the cluster's only user: see PinBackend.exclusive. */
   exclusive: boolean;
+  /** Pins Quasar keeps under way at once (`?concurrency=`, default 128): see PinBackend.pinConcurrency. */
+  concurrency: number;
 };
 
-const OPTION_PARAMS = ["replication-min", "replication-max", "origins", "exclusive"] as const;
+const DEFAULT_CONCURRENCY = 128;
+
+const OPTION_PARAMS = [
+  "replication-min",
+  "replication-max",
+  "origins",
+  "exclusive",
+  "concurrency",
+] as const;
 
 export function parseClusterConnectionString(
   raw: string,
@@ -90,6 +102,11 @@ export function parseClusterConnectionString(
     }
   }
   const exclusive = booleanParam(endpoint.params, "exclusive", fail);
+  const concurrencyText = endpoint.params.get("concurrency");
+  const concurrency = concurrencyText === null ? DEFAULT_CONCURRENCY : Number(concurrencyText);
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 4_096) {
+    fail(`concurrency must be a whole number from 1 to 4096, got "${concurrencyText}"`);
+  }
   return {
     baseUrl: endpoint.baseUrl,
     authorization: endpoint.authorization,
@@ -99,5 +116,6 @@ export function parseClusterConnectionString(
     replicationMax,
     origins,
     exclusive: exclusive ?? false,
+    concurrency,
   };
 }

@@ -19,8 +19,10 @@ import {
 import { createStatusBatcher } from "./status-batch.js";
 
 /** First wait between two status looks while a pin is under way; doubles up to the maximum. */
-const POLL_FIRST_MS = 20;
-const POLL_MAX_MS = 500;
+const POLL_FIRST_MS = 100;
+const POLL_MAX_MS = 1_000;
+/** How long a getPin that found nothing spares the pin right after it its own look. */
+const ABSENT_FRESH_MS = 1_000;
 
 /**
  * The pin role of an IPFS Cluster: `POST /pins/{cid}` with Quasar's name, metadata mark,
@@ -60,6 +62,9 @@ export function createClusterPins(client: ClusterClient): PinBackend {
   }
 
   const batcher = createStatusBatcher(() => client.rest, label);
+  // CIDs getPin just found outside the pinset: the engine looks before it pins, and the pin
+  // that follows at once need not ask again whether it creates the cluster pin.
+  const justAbsent = new Map<string, number>();
 
   /** The CID's status on every peer, looked up with the other pins under way. */
   async function status(cid: CID, signal?: AbortSignal): Promise<ClusterPinInfo | undefined> {
@@ -142,7 +147,12 @@ export function createClusterPins(client: ClusterClient): PinBackend {
   async function pinOnce(cid: CID, options: PinOptions): Promise<void> {
     let created = false;
     try {
-      created = !(await inState(cid, options.signal));
+      const key = cid.toV1().toString();
+      const absentAt = justAbsent.get(key);
+      justAbsent.delete(key);
+      created =
+        (absentAt !== undefined && Date.now() - absentAt < ABSENT_FRESH_MS) ||
+        !(await inState(cid, options.signal));
       await readJson(
         await client.rest.request("POST", `/pins/${cid}`, {
           query: pinQuery(options.name),
@@ -164,6 +174,7 @@ export function createClusterPins(client: ClusterClient): PinBackend {
     ...client.lifecycle,
     exclusive: params.exclusive,
     countsCopies: true,
+    pinConcurrency: params.concurrency,
 
     async pin(cid, options) {
       const key = cid.toV1().toString();
@@ -220,7 +231,11 @@ export function createClusterPins(client: ClusterClient): PinBackend {
         const name = listingName(info);
         return name === undefined ? { cid: info.cid.toV1() } : { cid: info.cid.toV1(), name };
       } catch (error) {
-        if (client.isNotPinned(error)) return undefined;
+        if (client.isNotPinned(error)) {
+          if (justAbsent.size >= 10_000) justAbsent.clear();
+          justAbsent.set(cid.toV1().toString(), Date.now());
+          return undefined;
+        }
         return fail("getPin", error, cid);
       }
     },

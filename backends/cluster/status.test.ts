@@ -48,6 +48,12 @@ describe("reading Cluster's GlobalPinInfo", () => {
     expect(needsRecovery(info(["unexpectedly_unpinned"]) as never)).toBe(true);
     expect(needsRecovery(info(["pinned", "cluster_error", "pinning"]) as never)).toBe(false);
     expect(underWay(info(["pinning", "pin_queued", "pinned"]) as never)).toBe(2);
+    // A peer the pin is allocated to that has not heard of it yet is still to pin it.
+    expect(
+      underWay(info(["pinned", "unpinned"], { allocations: ["peer0", "peer1"] }) as never),
+    ).toBe(1);
+    expect(underWay(info(["pinned", "unpinned"], { allocations: ["peer0"] }) as never)).toBe(0);
+    expect(underWay(info(["pinned", "unpinned"]) as never)).toBe(1);
     expect(firstError(info(["pinned", "pin_error"]) as never)).toBe("boom 1");
   });
 

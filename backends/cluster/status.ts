@@ -35,6 +35,8 @@ export type ClusterPinInfo = {
   ours: boolean;
   /** Each peer's tracker status, by peer id. */
   peers: Map<string, { status: TrackerStatus; error: string }>;
+  /** Peers the pin is allocated to; empty when it goes to every peer (replication -1). */
+  allocations: ReadonlySet<string>;
 };
 
 /** Statuses a peer reports for a CID in the cluster's shared state (any other: not pinned there). */
@@ -65,7 +67,13 @@ export function parsePinInfo(value: unknown): ClusterPinInfo | undefined {
     }
   }
   const metadata = isRecord(value.metadata) ? value.metadata : {};
+  const allocations = new Set(
+    Array.isArray(value.allocations)
+      ? value.allocations.filter((peer): peer is string => typeof peer === "string")
+      : [],
+  );
   return {
+    allocations,
     cid: CID.parse(value.cid),
     name: typeof value.name === "string" ? value.name : "",
     ours: metadata[QUASAR_META_KEY] === QUASAR_META_VALUE,
@@ -92,10 +100,21 @@ export function needsRecovery(info: ClusterPinInfo): boolean {
   return false;
 }
 
-/** Peers still queued or pinning. */
+/**
+ * Peers still to pin it: queued or pinning, or allocated (every peer, for a pin on all of
+ * them) yet still reporting unpinned, which a peer does until the pin reaches its copy of
+ * the shared state.
+ */
 export function underWay(info: ClusterPinInfo): number {
   let count = 0;
-  for (const { status } of info.peers.values()) if (UNDER_WAY.has(status)) count++;
+  for (const [peer, { status }] of info.peers) {
+    if (UNDER_WAY.has(status)) count++;
+    else if (
+      (status === "unpinned" || status === "undefined") &&
+      (info.allocations.size === 0 || info.allocations.has(peer))
+    )
+      count++;
+  }
   return count;
 }
 

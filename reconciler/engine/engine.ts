@@ -147,7 +147,12 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       db,
       logger,
       metrics,
-      policy: { ...policy, foreignPinCheck: !backend.pins.exclusive },
+      policy: {
+        ...policy,
+        // A backend whose pins mostly wait (a cluster's trackers) may run more at once.
+        concurrency: Math.max(policy.concurrency, backend.pins.pinConcurrency ?? 0),
+        foreignPinCheck: !backend.pins.exclusive,
+      },
       // A peer that is down cannot serve a copy (and one never opened must not be started here).
       peers: () => workers.filter((w) => w.isUp()).map((w) => w.backend),
       onHealthChange: () => void reportHealth(),
