@@ -15,11 +15,15 @@
  *      look, POST, wait for the trackers, ledger write;
  *  (a) and (b) run in `rounds` rounds (default 4) of N/rounds each, alternating which goes
  *  first;
- *  (c) a full sweep over the 2N cluster pins (sweepSeconds, the bench process's peak RSS while
- *      it runs), and the cluster's own `GET /pins` stream read alone (listOnlySeconds), with
- *      both extrapolated linearly to 1M pins.
+ *  (c) a full sweep over the 2N cluster pins (sweepSeconds), the same sweep again in a fresh
+ *      process (bench/cluster-sweep.ts: sweepChildSeconds, sweepChildMaxRssMB, Node included),
+ *      and the cluster's own `GET /pins` stream read alone (listOnlySeconds), the times
+ *      extrapolated linearly to 1M pins.
  * The last line of output is the result as JSON.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
 import { startCluster } from "@/test/harness/cluster.js";
 import { rawBlocksCar } from "@/test/harness/raw-blocks.js";
 import { createEngineFixture } from "@/test/reconciler-fixture.js";
@@ -66,6 +70,24 @@ async function waitPinned(restUrl: string, cids: readonly string[]): Promise<voi
     pending = still;
     if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** Runs bench/cluster-sweep.ts in a child process: one sweep, its own peak RSS. */
+async function sweepInChild(
+  env: Record<string, string>,
+): Promise<{ sweepSeconds: number; listed: number; maxRssMB: number }> {
+  const script = join(import.meta.dirname, "cluster-sweep.ts");
+  const child = spawn(process.execPath, ["--import", "tsx", script], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`cluster-sweep.ts exited with ${code}`);
+  return JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
 }
 
 /** Lines of a streamed `GET /pins[?filter=…]`, counted without holding the answer. */
@@ -148,16 +170,19 @@ async function main(): Promise<void> {
         log("round", { round: r + 1, directSeconds, quasarSeconds });
       }
 
-      // (c) sweeps
-      let peakRss = process.memoryUsage().rss;
-      const sampler = setInterval(() => {
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      }, 50);
+      // (c) sweeps: one in this process, one in a fresh process for its peak RSS
       let t = performance.now();
       const sweep = await f.reconciler.sweepOnce();
       const sweepSeconds = (performance.now() - t) / 1_000;
-      clearInterval(sampler);
       const listed = sweep.backends[0]?.listed ?? 0;
+      const child = await sweepInChild({
+        DATABASE_URL: f.databaseUrl,
+        QUASAR_RECONCILER_SCHEMA: f.reconcilerSchema,
+        QUASAR_INDEXER_SCHEMA: f.indexerSchema,
+        QUASAR_BACKENDS: cluster.connectionString({ "replication-min": "1" }),
+        QUASAR_MIN_REPLICAS: "1",
+      });
+      log("sweep in a fresh process", child);
       t = performance.now();
       const listOnly = await countPins(peer.restUrl);
       const listOnlySeconds = (performance.now() - t) / 1_000;
@@ -175,7 +200,8 @@ async function main(): Promise<void> {
           peers,
           sweepListed: listed,
           sweepError: sweep.backends[0]?.error ?? null,
-          sweepPeakRssMB: round(peakRss / 1_048_576, 1),
+          sweepChildSeconds: round(child.sweepSeconds, 3),
+          sweepChildMaxRssMB: round(child.maxRssMB, 1),
           listOnlyPins: listOnly,
           listOnlySeconds: round(listOnlySeconds, 3),
           sweep1MEstimateSeconds: round(sweepSeconds * perMillion, 1),

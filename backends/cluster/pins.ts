@@ -1,5 +1,10 @@
 import type { CID } from "multiformats/cid";
-import { BackendRequestError, ContentUnavailableError } from "../errors.js";
+import {
+  BackendAbortedError,
+  BackendRequestError,
+  BackendStreamError,
+  ContentUnavailableError,
+} from "../errors.js";
 import { ndjson } from "../kubo/rpc.js";
 import type { PinBackend, PinListing, PinOptions } from "../pin-backend.js";
 import type { ClusterClient } from "./client.js";
@@ -166,6 +171,7 @@ export function createClusterPins(client: ClusterClient): PinBackend {
         // trying behind Quasar's back. Best effort; the caller's signal may have fired.
         await removeAbandoned(cid).catch(() => undefined);
       }
+      if (options.signal?.aborted) throw new BackendAbortedError(label, "pin", { cause: error });
       fail("pin", error, cid);
     }
   }
@@ -210,7 +216,8 @@ export function createClusterPins(client: ClusterClient): PinBackend {
     async *listPins(options) {
       try {
         const body = await client.rest.request("GET", "/pins", { signal: options.signal });
-        for await (const line of ndjson(body, (message) => new Error(message))) {
+        const broken = (details: string) => new BackendStreamError(label, "GET /pins", { details });
+        for await (const line of ndjson(body, broken)) {
           const info = parsePinInfo(line);
           if (info && inPinset(info)) yield toListing(info);
         }
@@ -274,6 +281,9 @@ export function createClusterPins(client: ClusterClient): PinBackend {
         }
         await waitPinned(root, { name: options.name, signal: options.signal });
       } catch (error) {
+        if (options.signal?.aborted) {
+          throw new BackendAbortedError(label, "importCar", { cause: error });
+        }
         fail("importCar", error);
       }
     },
