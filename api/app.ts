@@ -16,11 +16,15 @@ import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import type { ApiStore } from "./ports.js";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
 import { registerContractRoutes } from "./routes/contracts.js";
+import { registerKeyRoutes } from "./routes/keys.js";
 import { registerKuboRoutes } from "./routes/kubo.js";
 import { registerOpsRoutes } from "./routes/ops.js";
 import { registerPinRoutes } from "./routes/pins.js";
+import { registerPsaRoutes } from "./routes/psa.js";
 import { registerQuasarRoutes } from "./routes/quasar.js";
 import type { ApiApp } from "./routes/shared.js";
+import { registerUiRoutes } from "./ui/routes.js";
+import type { DashboardSource } from "./ui/source.js";
 import { createUploadSlots } from "./upload-slots.js";
 
 /** Everything the HTTP API needs; nothing is read from the environment or globals. */
@@ -44,6 +48,8 @@ export type CreateAppOptions = {
    * Defaults to counters in this process's memory, on the `now` clock.
    */
   rateLimiter?: RateLimiter;
+  /** The operator dashboard's data (api/ui/source.ts); without it /ui is not served. */
+  dashboard?: DashboardSource;
 };
 
 /**
@@ -53,7 +59,9 @@ export type CreateAppOptions = {
  * Mounts:
  *   /api/v0/…        the original Quasar routes (Aragon client), pin status, storageContracts
  *   /kubo/api/v0/…   the Kubo RPC subset for stock kubo-rpc-client
+ *   /psa/pins…       the IPFS Pinning Service API (`ipfs pin remote`)
  *   /healthz /readyz /metrics /openapi.json /docs
+ *   /ui              the operator dashboard (when `dashboard` is given)
  */
 export function createApp(options: CreateAppOptions): ApiApp {
   const { config, logger } = options;
@@ -65,7 +73,10 @@ export function createApp(options: CreateAppOptions): ApiApp {
     store: options.store,
     logger,
     metrics: options.metrics ?? createApiMetrics(),
-    keyring: createApiKeyring(config.QUASAR_API_KEYS),
+    keyring: createApiKeyring(config.QUASAR_API_KEYS, {
+      lookup: options.store.apiKeys,
+      now: options.now ?? Date.now,
+    }),
     admin: createAdminGuard(config.QUASAR_ADMIN_TOKEN),
     rateLimiter:
       options.rateLimiter ??
@@ -109,20 +120,20 @@ export function createApp(options: CreateAppOptions): ApiApp {
     "*",
     cors({
       origin: origins.includes("*") ? "*" : [...origins],
-      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
       allowHeaders: ["Authorization", "Content-Type"],
       exposeHeaders: ["Retry-After", "X-Request-Id", "X-Stream-Output", "X-Chunked-Output"],
       maxAge: 600,
     }),
   );
 
-  const clientOf = (c: Context<ApiEnv>) => {
-    const keyId = common.keyring.identify(c.req.header("authorization"));
+  const clientOf = async (c: Context<ApiEnv>) => {
+    const keyId = await common.keyring.identify(c.req.header("authorization"));
     return keyId ? `key:${keyId}` : `ip:${clientAddress(c) ?? "unknown"}`;
   };
   const limit = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
     if (c.req.method === "OPTIONS") return next();
-    const client = clientOf(c);
+    const client = await clientOf(c);
     const decision = await common.rateLimiter.take(client, common.now());
     if (!decision.allowed) {
       common.metrics.rateLimited.inc();
@@ -132,11 +143,14 @@ export function createApp(options: CreateAppOptions): ApiApp {
   };
   app.use("/api/*", limit);
   app.use("/kubo/*", limit);
+  app.use("/psa/*", limit);
+  // Sign-in guesses are rate limited like API calls.
+  app.use("/ui/login", limit);
 
   const uploadSlots = createUploadSlots(config.QUASAR_MAX_UPLOADS_PER_CLIENT);
   const oneSlot = async (c: Context<ApiEnv>, next: () => Promise<void>) => {
     if (c.req.method !== "POST") return next();
-    const release = uploadSlots.acquire(clientOf(c));
+    const release = uploadSlots.acquire(await clientOf(c));
     try {
       await next();
     } finally {
@@ -150,6 +164,9 @@ export function createApp(options: CreateAppOptions): ApiApp {
   registerPinRoutes(app, common);
   registerContractRoutes(app, common);
   registerKuboRoutes(app, common);
+  registerPsaRoutes(app, common);
+  registerKeyRoutes(app, common);
+  if (options.dashboard) registerUiRoutes(app, common, options.dashboard);
 
   app.notFound((c) =>
     errorResponse(c, 404, "NOT_FOUND", "not found", `no route ${c.req.method} ${c.req.path}`),

@@ -1,29 +1,51 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { keyIdOf, keySecretDigest } from "@/core/api-keys.js";
 import { AdminDisabledError, UnauthorizedError } from "./errors.js";
 
 /**
- * Bearer-token checks for uploads (QUASAR_API_KEYS) and admin routes (QUASAR_ADMIN_TOKEN).
+ * Bearer-token checks for API keys and admin routes (QUASAR_ADMIN_TOKEN).
  *
- * Tokens are compared as SHA-256 digests with crypto.timingSafeEqual, against every
- * configured key without stopping at the first match, so neither the position of a match
- * nor the length of a key leaks through timing. Keys never leave this module: callers see
- * a key id (a short hash) that is safe to record as the uploader and to log.
+ * API keys come from two places: the database (`quasar keys create`; only the SHA-256 of each
+ * secret is stored, looked up by that digest) and QUASAR_API_KEYS, the bootstrap list. The
+ * bootstrap keys are compared as SHA-256 digests with crypto.timingSafeEqual against every
+ * configured key without stopping at the first match, so neither the position of a match nor
+ * the length of a key leaks through timing. A database lookup by digest reveals nothing about
+ * the secret either. Keys never leave this module: callers see a key id (a short hash) that is
+ * safe to record as the uploader and to log.
  */
 
-/** Who made a request, as recorded with an upload: a key id, or "anonymous" when keys are off. */
-export type Caller = { keyId: string };
+export { keyIdOf } from "@/core/api-keys.js";
 
-/** Checks upload credentials. Built once at start from the configured keys. */
+/** Per-key limits on Pinning Service API requests; null means unlimited. */
+export type CallerQuota = { pins: number | null; bytes: number | null };
+
+/** Who made a request: a key id (or "anonymous" when keys are off for uploads) and its quota. */
+export type Caller = { keyId: string; quota?: CallerQuota };
+
+/** A key stored in the database, as the keyring needs it. */
+export type StoredApiKey = { id: string; quota: CallerQuota; revoked: boolean };
+
+/** The database side of the keyring (api/store.ts implements it over db/keys). */
+export type ApiKeyLookup = {
+  /** The key whose secret has this SHA-256 (hex), revoked or not. */
+  find(digest: string): Promise<StoredApiKey | undefined>;
+  /** True when at least one stored key is not revoked. */
+  anyActive(): Promise<boolean>;
+  /** Records that the key was used now (the keyring throttles the calls). */
+  touch(id: string, now: Date): Promise<void>;
+};
+
+/** Checks API keys. Built once at start. */
 export type ApiKeyring = {
-  /** True when QUASAR_API_KEYS is set and uploads need a key. */
-  readonly required: boolean;
+  /** True when uploads need a key: QUASAR_API_KEYS is set or the database holds an active key. */
+  required(): Promise<boolean>;
   /**
-   * The caller presenting `authorization` (the raw header). Throws UnauthorizedError when keys
-   * are required and the header is missing or names no configured key.
+   * The caller presenting `authorization` (the raw header). Throws UnauthorizedError when
+   * `always` or keys are required, and the header is missing or names no valid key.
    */
-  authenticate(authorization: string | undefined): Caller;
+  authenticate(authorization: string | undefined, options?: { always?: boolean }): Promise<Caller>;
   /** The key id of a valid bearer token, or undefined (for rate-limit keys; never throws). */
-  identify(authorization: string | undefined): string | undefined;
+  identify(authorization: string | undefined): Promise<string | undefined>;
 };
 
 /** Checks the admin token; throws AdminDisabledError when no admin token is configured. */
@@ -33,11 +55,6 @@ export type AdminGuard = {
 };
 
 const digest = (value: string): Buffer => createHash("sha256").update(value, "utf8").digest();
-
-/** A stable, non-reversible id for a key: 12 hex characters of a domain-separated hash. */
-export function keyIdOf(key: string): string {
-  return `key-${createHash("sha256").update(`quasar-api-key:${key}`, "utf8").digest("hex").slice(0, 12)}`;
-}
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
 export function bearerToken(authorization: string | undefined): string | undefined {
@@ -57,25 +74,82 @@ function matchIndex(token: string, digests: readonly Buffer[]): number {
   return found;
 }
 
-export function createApiKeyring(keys: readonly string[]): ApiKeyring {
+/** How long a database answer is reused: a revoked key stops working within this time. */
+export const KEY_CACHE_MS = 5_000;
+/** At most one last-use write per key per this period. */
+const TOUCH_EVERY_MS = 60_000;
+/** Cached lookups kept at most (a flood of wrong tokens must not grow memory). */
+const CACHE_ENTRIES = 10_000;
+
+export type ApiKeyringOptions = {
+  /** Stored keys; without it only QUASAR_API_KEYS count. */
+  lookup?: ApiKeyLookup;
+  now?: () => number;
+};
+
+export function createApiKeyring(
+  keys: readonly string[],
+  options: ApiKeyringOptions = {},
+): ApiKeyring {
+  const { lookup } = options;
+  const now = options.now ?? Date.now;
   const digests = keys.map(digest);
   const ids = keys.map(keyIdOf);
-  const identify = (authorization: string | undefined): string | undefined => {
-    const token = bearerToken(authorization);
-    if (token === undefined || digests.length === 0) return undefined;
-    const index = matchIndex(token, digests);
-    return index >= 0 ? ids[index] : undefined;
+  const cache = new Map<string, { key: StoredApiKey | undefined; at: number }>();
+  const touched = new Map<string, number>();
+  let active: { value: boolean; at: number } | undefined;
+
+  const stored = async (token: string): Promise<StoredApiKey | undefined> => {
+    if (!lookup) return undefined;
+    const hex = keySecretDigest(token);
+    const hit = cache.get(hex);
+    const at = now();
+    if (hit && at - hit.at < KEY_CACHE_MS) return hit.key;
+    const key = await lookup.find(hex);
+    if (cache.size >= CACHE_ENTRIES) cache.clear();
+    cache.set(hex, { key, at });
+    return key;
   };
+
+  const resolve = async (authorization: string | undefined): Promise<Caller | undefined> => {
+    const token = bearerToken(authorization);
+    if (token === undefined) return undefined;
+    if (digests.length > 0) {
+      const index = matchIndex(token, digests);
+      if (index >= 0) return { keyId: ids[index] as string };
+    }
+    const key = await stored(token);
+    if (!key || key.revoked) return undefined;
+    const at = now();
+    if (lookup && at - (touched.get(key.id) ?? 0) >= TOUCH_EVERY_MS) {
+      touched.set(key.id, at);
+      // Best effort: a missed last-use time never fails a request.
+      lookup.touch(key.id, new Date(at)).catch(() => {});
+    }
+    return { keyId: key.id, quota: key.quota };
+  };
+
+  const required = async (): Promise<boolean> => {
+    if (keys.length > 0) return true;
+    if (!lookup) return false;
+    const at = now();
+    if (active && at - active.at < KEY_CACHE_MS) return active.value;
+    active = { value: await lookup.anyActive(), at };
+    return active.value;
+  };
+
   return {
-    required: keys.length > 0,
-    identify,
-    authenticate(authorization) {
-      if (keys.length === 0) return { keyId: "anonymous" };
+    required,
+    async identify(authorization) {
+      return (await resolve(authorization))?.keyId;
+    },
+    async authenticate(authorization, { always = false } = {}) {
+      if (!always && !(await required())) return { keyId: "anonymous" };
       if (bearerToken(authorization) === undefined) throw new UnauthorizedError();
-      const keyId = identify(authorization);
-      if (keyId === undefined)
+      const caller = await resolve(authorization);
+      if (caller === undefined)
         throw new UnauthorizedError("the bearer token is not a valid API key");
-      return { keyId };
+      return caller;
     },
   };
 }

@@ -1,9 +1,5 @@
-import * as dagCbor from "@ipld/dag-cbor";
 import * as dagJson from "@ipld/dag-json";
-import * as dagPb from "@ipld/dag-pb";
 import { CID } from "multiformats/cid";
-import * as raw from "multiformats/codecs/raw";
-import { sha256 } from "multiformats/hashes/sha2";
 import type { ContentBackend } from "@/backends/content-backend.js";
 import { BackendRequestError, ContentUnavailableError } from "@/backends/errors.js";
 import type { ApiCommon } from "./context.js";
@@ -150,58 +146,4 @@ export function toJsonValue(value: unknown): unknown {
 /** Encodes a value as dag-json bytes (Kubo's dag/get answer). */
 export function encodeDagJson(value: unknown): Uint8Array {
   return dagJson.encode(value);
-}
-
-/** Decodes the bytes of a Kubo dag/put by its input codec. */
-export function decodeDagInput(
-  bytes: Uint8Array,
-  codec: "dag-cbor" | "dag-json" | "json",
-): unknown {
-  try {
-    if (codec === "dag-cbor") return dagCbor.decode(bytes);
-    if (codec === "dag-json") return dagJson.decode(bytes);
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new InvalidArgumentError(`the body is not valid ${codec}: ${message.slice(0, 200)}`);
-  }
-}
-
-/**
- * The raw bytes of a block, for Kubo's block/get (kubo-rpc-client's dag.get reads blocks).
- * The Backend contract exposes decoded nodes, so the block is re-encoded with its codec and
- * checked against the CID's hash: IPLD codecs are deterministic for canonical blocks, and a
- * mismatch is refused rather than answered with wrong bytes.
- */
-export async function readBlock(
-  common: ApiCommon,
-  cid: CID,
-  signal: AbortSignal,
-): Promise<Uint8Array> {
-  const node = await readDagNode(common, cid, "", signal);
-  let bytes: Uint8Array;
-  try {
-    if (cid.code === dagCbor.code) bytes = dagCbor.encode(node.value);
-    else if (cid.code === dagJson.code) bytes = dagJson.encode(node.value);
-    else if (cid.code === raw.code && node.value instanceof Uint8Array) bytes = node.value;
-    else if (cid.code === dagPb.code)
-      bytes = dagPb.encode(dagPb.prepare(node.value as dagPb.PBNode));
-    else throw new Error(`codec 0x${cid.code.toString(16)}`);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new InvalidArgumentError(`block/get cannot serve this block: ${message.slice(0, 200)}`);
-  }
-  if (cid.multihash.code === sha256.code) {
-    const digest = await sha256.digest(bytes);
-    if (!equalBytes(digest.bytes, cid.multihash.bytes)) {
-      throw new InvalidArgumentError(
-        "block/get cannot serve this block: it is not in canonical form",
-      );
-    }
-  }
-  return bytes;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }

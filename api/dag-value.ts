@@ -20,6 +20,9 @@ export function findUnrepresentable(value: unknown): UnrepresentableValue | unde
   return walk(value, "", 0);
 }
 
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
+
 /** Deeper than any real document; stops a hostile one from exhausting the stack. */
 const MAX_DEPTH = 1_000;
 
@@ -36,6 +39,11 @@ function walk(value: unknown, path: string, depth: number): UnrepresentableValue
         : undefined;
     case "boolean":
       return undefined;
+    case "bigint":
+      // Integers beyond 2^53 (decoded as bigint) are fine within Kubo's int64.
+      return value >= INT64_MIN && value <= INT64_MAX
+        ? undefined
+        : { path, problem: `${value} is outside the 64-bit integer range the data model holds` };
     case "object": {
       if (value === null || value instanceof Uint8Array || CID.asCID(value)) return undefined;
       if (Array.isArray(value)) {

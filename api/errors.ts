@@ -23,6 +23,7 @@ export const API_ERROR_REASONS = [
   "FORBIDDEN",
   "ADMIN_DISABLED",
   "NOT_FOUND",
+  "INSUFFICIENT_FUNDS",
   "METHOD_NOT_ALLOWED",
   "RATE_LIMITED",
   "TOO_MANY_UPLOADS",
@@ -47,7 +48,7 @@ export interface HttpFailure {
 export class ClientError extends NonRetryableError implements HttpFailure {
   override name = "ClientError";
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 429 | 499,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 408 | 409 | 413 | 415 | 429 | 499,
     readonly reason: ApiErrorReason,
     shortMessage: string,
     options: { details?: string; cause?: unknown } = {},
@@ -124,6 +125,14 @@ export class NotFoundError extends ClientError {
   override name = "NotFoundError";
   constructor(details: string) {
     super(404, "NOT_FOUND", "not found", { details });
+  }
+}
+
+/** A key's quota (pins or bytes) would be exceeded: the Pinning Service API's 409. */
+export class InsufficientFundsError extends ClientError {
+  override name = "InsufficientFundsError";
+  constructor(details: string) {
+    super(409, "INSUFFICIENT_FUNDS", "the key's quota is exhausted", { details });
   }
 }
 

@@ -14,6 +14,7 @@ import { createApp } from "./app.js";
 import { createApiMetrics } from "./metrics.js";
 import { createSharedRateLimiter } from "./rate-limit.js";
 import { createApiStore } from "./store.js";
+import { createDashboardSource } from "./ui/source.js";
 
 /**
  * The API process: `npm run api` (tsx api/main.ts) or `quasar api` through runApi.
@@ -109,6 +110,11 @@ export async function runApi(
       db,
       schema: config.QUASAR_RECONCILER_SCHEMA,
       logger,
+    }),
+    dashboard: createDashboardSource({
+      config,
+      db,
+      backends: backends.map((backend) => ({ id: backend.id, label: backend.label })),
     }),
   });
 

@@ -49,7 +49,7 @@ export function createApiMetrics(options: { processMetrics?: boolean } = {}): Ap
     }),
     uploadPhaseSeconds: new Histogram({
       name: "quasar_api_upload_phase_seconds",
-      help: "Upload time by phase: store (backend add and pin) and record (Postgres)",
+      help: "Upload time by phase: store (backend add), look (its existing pin), record (Postgres), pin, confirm (Postgres)",
       labelNames: ["phase"],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
       registers: [registry],

@@ -3,11 +3,20 @@ import {
   type DesiredReason,
   type DesiredReasonKind,
 } from "@/core/desired/reasons.js";
+import type { KeyUsage } from "@/db/keys/keys.js";
 import { PIN_STATUSES, type PinStatus } from "@/db/ledger/pin-status.js";
 import type { BackendPinState } from "@/db/ledger/reads.js";
 import type { PinListPage, PinListQuery } from "@/db/pins.js";
+import type {
+  CreateOutcome,
+  NewPsaRequest,
+  PsaListFilter,
+  PsaRequestRecord,
+  ReplicaRule,
+} from "@/db/psa/index.js";
 import type { UploadRecord, UploadRecordOutcome } from "@/db/uploads/index.js";
 import type { Hex } from "@/src/events.js";
+import type { ApiKeyLookup } from "./auth.js";
 
 /**
  * What the API needs from Quasar's database, as one narrow port. The routes depend on this
@@ -42,7 +51,37 @@ export interface ApiStore {
   listContracts(): Promise<ContractRegistration[]>;
   /** True when the database answers now. Never throws. */
   ping(): Promise<boolean>;
+  /** API keys stored in the database (db/keys): the keyring's lookup, and usage for admins. */
+  apiKeys: ApiKeyLookup & { list(): Promise<KeyUsage[]> };
+  /** The Pinning Service API's requests (db/psa), each scoped to one key. */
+  psa: PsaPort;
 }
+
+/** The Pinning Service API's requests, as the routes use them (db/psa holds the rules). */
+export interface PsaPort {
+  /** Records (or, with `replaces`, atomically replaces) a request; refusals write nothing. */
+  create(rule: ReplicaRule, input: NewPsaRequest): Promise<CreateOutcome>;
+  /** A key's request; undefined for an unknown id or another key's request. */
+  get(rule: ReplicaRule, keyId: string, requestid: string): Promise<PsaRequestRecord | undefined>;
+  /** A page newest first, and the count of every match. */
+  list(
+    rule: ReplicaRule,
+    filter: PsaListFilter,
+  ): Promise<{ count: number; results: PsaRequestRecord[] }>;
+  /** Deletes a key's request; false when the key holds none with that id. */
+  remove(keyId: string, requestid: string): Promise<boolean>;
+}
+
+export type { KeyUsage } from "@/db/keys/keys.js";
+export type {
+  CreateOutcome,
+  NameMatch,
+  NewPsaRequest,
+  PsaListFilter,
+  PsaRequestRecord,
+  PsaStatus,
+  ReplicaRule,
+} from "@/db/psa/index.js";
 
 /** An upload as recorded, and what recording it decided: the rules live in db/uploads. */
 export {

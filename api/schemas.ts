@@ -126,29 +126,128 @@ export const kuboAddQuery = z
   // Unknown flags are ignored, as Kubo does: stock clients send extras (timeout).
   .loose();
 
-/** Kubo's dag/put flags. */
+/**
+ * A value among those Quasar implements. Kubo accepts more (any codec it knows); the others
+ * are refused by name, never replaced by a default.
+ */
+function supported<const T extends readonly [string, ...string[]]>(option: string, values: T) {
+  return z
+    .string()
+    .transform((value, ctx) => {
+      if ((values as readonly string[]).includes(value)) return value as T[number];
+      ctx.addIssue({
+        code: "custom",
+        message: `${option} "${value.slice(0, 50)}" is not supported by Quasar's Kubo mount: it implements ${values.join(", ")}`,
+      });
+      return z.NEVER;
+    })
+    .openapi({ type: "string", enum: [...values] });
+}
+
+/**
+ * Kubo's int64 options, parsed as Kubo does (Go's strconv.ParseInt, base 0: "0x10", "0o17",
+ * "0b1", "010" is octal, "1_000"), with Kubo's message for what it cannot convert.
+ */
+function kuboInt64(option: string) {
+  return z
+    .string()
+    .transform((raw, ctx) => {
+      const value = parseGoInt(raw);
+      if (value === undefined) {
+        // Kubo's words, from go-ipfs-cmds.
+        const what = raw === "" ? "empty value" : `value "${raw.slice(0, 50)}"`;
+        ctx.addIssue({
+          code: "custom",
+          message: `could not convert ${what} to type "int64" (for option "-${option}")`,
+        });
+        return z.NEVER;
+      }
+      if (value < 0n) {
+        // Kubo answers this one 500; Quasar keeps 4xx for what the client sent (see kubo.ts).
+        ctx.addIssue({ code: "custom", message: `cannot specify negative ${option}` });
+        return z.NEVER;
+      }
+      return Number(value);
+    })
+    .openapi({ type: "integer", minimum: 0 });
+}
+
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** Go's strconv.ParseInt(raw, 0, 64): undefined when Go would refuse it. */
+export function parseGoInt(raw: string): bigint | undefined {
+  const match =
+    /^([+-]?)(0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|0(?:_?[0-7])+|[1-9](?:_?\d)*|0)$/.exec(
+      raw,
+    );
+  if (!match) return undefined;
+  const digits = (match[2] ?? "").replaceAll("_", "");
+  const magnitude =
+    /^0[0-7]/.test(digits) && !/^0[xXoObB]/.test(digits)
+      ? BigInt(`0o${digits.slice(1)}`)
+      : BigInt(digits.replace(/^0[oO]/, "0o"));
+  const value = match[1] === "-" ? -magnitude : magnitude;
+  if (value > INT64_MAX || value < -INT64_MAX - 1n) return undefined;
+  return value;
+}
+
+/**
+ * Kubo's dag/put flags. Kubo's defaults: input dag-json, store dag-cbor, sha2-256, CIDv1.
+ * Kubo's own default is not to pin; an upload to Quasar is always pinned, so `pin=false` is
+ * refused rather than ignored (the CID answered is the same either way).
+ */
 export const kuboDagPutQuery = z
   .object({
-    "store-codec": codec.default("dag-cbor"),
-    "input-codec": z.enum(["dag-cbor", "dag-json", "json"]).default("dag-json"),
-    pin: z.enum(["true"]).optional(),
-    "hash-alg": z.enum(["sha2-256"]).optional(),
-    hash: z.enum(["sha2-256"]).optional(),
+    "store-codec": supported("store-codec", ["dag-cbor", "dag-json"] as const).default("dag-cbor"),
+    "input-codec": supported("input-codec", ["dag-json", "dag-cbor", "json"] as const).default(
+      "dag-json",
+    ),
+    pin: z
+      .string()
+      .refine((value) => value === "true" || value === "", {
+        message: "pin=false is not supported: everything uploaded to Quasar is pinned",
+      })
+      .optional(),
+    "hash-alg": supported("hash-alg", ["sha2-256"] as const).optional(),
+    hash: supported("hash", ["sha2-256"] as const).optional(),
     "cid-version": z.enum(["1"]).optional(),
     "stream-channels": flag.optional(),
   })
   .loose();
 
-/** Kubo's cat and block/get take `arg` plus optional offset/length. */
-export const kuboCatQuery = catQuery.extend({
-  offset: z.coerce.number().int().nonnegative().optional(),
-  length: z.coerce.number().int().nonnegative().optional(),
-  progress: flag.optional(),
-});
+/** `arg` of Kubo's cat/block commands: a CID; a path inside it is refused by name. */
+const kuboCidArg = z
+  .string()
+  .max(1024)
+  .transform((raw) => (raw.startsWith("/ipfs/") ? raw.slice("/ipfs/".length) : raw))
+  .refine((raw) => !/^[^/]+\/./.test(raw), {
+    message: "a path inside a CID is not supported by Quasar's Kubo mount: pass the CID itself",
+  })
+  .transform((raw) => raw.replace(/\/+$/, ""))
+  .pipe(cidString)
+  .openapi({ type: "string", description: "the CID (or /ipfs/<cid>)" });
 
-export const kuboDagGetQuery = dagGetQuery.extend({
-  "output-codec": z.enum(["dag-json"]).optional(),
-});
+/** Kubo's cat: `arg` plus optional offset/length. */
+export const kuboCatQuery = z
+  .object({
+    arg: kuboCidArg,
+    offset: kuboInt64("offset").optional(),
+    length: kuboInt64("length").optional(),
+    progress: flag.optional(),
+  })
+  .loose();
+
+/** Kubo's block/get and block/stat: `arg`. */
+export const kuboBlockQuery = z.object({ arg: kuboCidArg }).loose();
+
+/** Kubo's dag/get: `arg` (a CID and a path) and the codec of the answer. */
+export const kuboDagGetQuery = dagGetQuery
+  .extend({
+    "output-codec": supported("output-codec", ["dag-json", "dag-cbor"] as const).default(
+      "dag-json",
+    ),
+  })
+  .loose();
 
 /** An address in any case; the output is lowercase. */
 export const addressString = z

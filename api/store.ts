@@ -1,9 +1,16 @@
 import type { Kysely } from "kysely";
 import { pingDatabase } from "@/db/connect.js";
 import type { Database } from "@/db/database.js";
+import { findApiKey, hasActiveApiKeys, listApiKeys, touchApiKey } from "@/db/keys/keys.js";
 import type { LedgerChange } from "@/db/ledger/ledger.js";
 import { backendStatesOf } from "@/db/ledger/reads.js";
 import { listPins, liveReasonsOf } from "@/db/pins.js";
+import {
+  createPsaRequest,
+  deletePsaRequest,
+  getPsaRequest,
+  listPsaRequests,
+} from "@/db/psa/index.js";
 import type { ReadModel } from "@/db/read-model/index.js";
 import { activeOffchainRegistrations, registerContractOnce } from "@/db/registrations.js";
 import {
@@ -66,6 +73,9 @@ export function createApiStore(params: CreateApiStoreParams): ApiStore {
     (changes: readonly LedgerChange[]) => applyUploadFollowUps(db, schema, changes),
     { maxBatch: UPLOAD_BATCH, maxWriters: UPLOAD_WRITERS },
   );
+
+  // Counts carried from one page of a listing to the next (db/psa: PsaCountCache).
+  const pageCounts = new Map<string, number>();
 
   return {
     async recordUpload(upload) {
@@ -137,5 +147,19 @@ export function createApiStore(params: CreateApiStoreParams): ApiStore {
     },
 
     ping: () => pingDatabase(db),
+
+    apiKeys: {
+      find: (digest) => findApiKey(db, schema, digest),
+      anyActive: () => hasActiveApiKeys(db, schema),
+      touch: (id, now) => touchApiKey(db, schema, id, now),
+      list: () => listApiKeys(db, schema),
+    },
+
+    psa: {
+      create: (rule, input) => createPsaRequest(db, schema, rule, input),
+      get: (rule, keyId, requestid) => getPsaRequest(db, schema, rule, keyId, requestid),
+      list: (rule, filter) => listPsaRequests(db, schema, rule, filter, pageCounts),
+      remove: (keyId, requestid) => deletePsaRequest(db, schema, keyId, requestid),
+    },
   };
 }

@@ -40,7 +40,10 @@ export type ReadChainEventsParams = {
   /** Storage contracts per PinHash request. Default 200. */
   addressesPerRequest?: number;
   signal?: AbortSignal;
-  /** Called as ranges complete: done and total work units (block ranges). */
+  /**
+   * Called as ranges complete: blocks read and blocks to read, over both passes (the
+   * registry's logs, then the PinHash logs), so the total is twice the span.
+   */
   onProgress?: (done: number, total: number) => void;
 };
 
@@ -52,10 +55,13 @@ export async function readChainEvents(params: ReadChainEventsParams): Promise<Ch
   const range = params.blockRange ?? 5_000n;
   const perRequest = params.addressesPerRequest ?? 200;
   const blocksSpan = toBlock - fromBlock + 1n;
-  const rangeCount = Number((blocksSpan + range - 1n) / range);
+  const total = Number(blocksSpan) * 2;
   let done = 0;
   // Registry pass, then PinHash pass: progress counts both.
-  const report = () => params.onProgress?.(++done, rangeCount * 2);
+  const report = (blocks: bigint) => {
+    done += Number(blocks);
+    params.onProgress?.(done, total);
+  };
 
   const registrationLogs = await getLogsInRanges({
     client,
@@ -97,6 +103,8 @@ export async function readChainEvents(params: ReadChainEventsParams): Promise<Ch
     undefined as bigint | undefined,
   );
   if (earliest !== undefined) {
+    // Blocks before the first registration hold no PinHash that counts: read as done.
+    if (earliest > fromBlock) report(earliest - fromBlock);
     for (let index = 0; index < contracts.length; index += perRequest) {
       const batch = contracts.slice(index, index + perRequest);
       const logs = await getLogsInRanges({
@@ -119,7 +127,7 @@ export async function readChainEvents(params: ReadChainEventsParams): Promise<Ch
       }
     }
   }
-  params.onProgress?.(rangeCount * 2, rangeCount * 2);
+  params.onProgress?.(total, total);
 
   const drafts = [...registrations, ...pinHashes];
   const blocks = await blockHeaders(
@@ -209,7 +217,8 @@ type RangeQuery = {
   signal: AbortSignal | undefined;
   address: Hex[];
   topics: [Hex[]];
-  onRange: (() => void) | undefined;
+  /** Called with the number of blocks of each range read. */
+  onRange: ((blocks: bigint) => void) | undefined;
 };
 
 /** eth_getLogs over [fromBlock, toBlock] in ranges; a range a provider refuses as too large is split. */
@@ -218,7 +227,7 @@ async function getLogsInRanges(query: RangeQuery): Promise<Log[]> {
   for (let start = query.fromBlock; start <= query.toBlock; start += query.range) {
     const end = start + query.range - 1n < query.toBlock ? start + query.range - 1n : query.toBlock;
     logs.push(...(await getLogsSplitting(query, start, end)));
-    query.onRange?.();
+    query.onRange?.(end - start + 1n);
   }
   return logs;
 }

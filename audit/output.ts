@@ -30,15 +30,17 @@ export function entriesToCsv(entries: Iterable<DesiredEntry>): string {
       const row =
         reason.kind === "optimistic"
           ? [entry.cid, reason.kind, "", "", "", "", reason.expiresAt.toISOString()]
-          : [
-              entry.cid,
-              reason.kind,
-              String(reason.chainId),
-              reason.contract,
-              reason.blockNumber.toString(),
-              reason.transactionHash,
-              reason.kind === "demoted" ? reason.until.toISOString() : "",
-            ];
+          : reason.kind === "psa"
+            ? [entry.cid, reason.kind, "", "", "", "", ""]
+            : [
+                entry.cid,
+                reason.kind,
+                String(reason.chainId),
+                reason.contract,
+                reason.blockNumber.toString(),
+                reason.transactionHash,
+                reason.kind === "demoted" ? reason.until.toISOString() : "",
+              ];
       lines.push(row.map(csvField).join(","));
     }
   }

@@ -130,7 +130,10 @@ describe("connection string errors", () => {
   };
 
   it.each([
-    ["psa+https://api.pinata.cloud/psa?token=abc", 'unknown backend kind "psa"'],
+    ["psa://api.pinata.cloud/psa?token=abc", "psa needs +https"],
+    ["psa+ftp://api.pinata.cloud/psa", 'unknown transport "+ftp"'],
+    ["psa+https://api.pinata.cloud/psa?tokn=abc", 'unknown parameter "tokn"'],
+    ["psa+https://api.pinata.cloud/psa?owner=no%20spaces", "owner takes"],
     ["cluster+ftp://127.0.0.1:9094", 'unknown transport "+ftp"'],
     ["cluster+http://127.0.0.1:9094?replication-min=two", "replication-min must be a whole number"],
     ["cluster+http://127.0.0.1:9094?replication-min=-2", "replication-min must be a whole number"],
@@ -170,7 +173,8 @@ describe("connection string errors", () => {
 
   it("masks secrets in the errors about a string", () => {
     for (const raw of [
-      "psa+https://api.pinata.cloud/psa?token=TOPSECRET",
+      "psa+https://api.pinata.cloud/psa?token=TOPSECRET&bad=1",
+      "psa://api.pinata.cloud/psa?token=TOPSECRET",
       "ipfs+https://user:TOPSECRET@host:5001?tokn=x",
       "ipfs+https://host:5001?token=TOPSECRET&bad=1",
       "nope://host?api_key=TOPSECRET",
@@ -179,6 +183,17 @@ describe("connection string errors", () => {
       expect(error.message).not.toContain("TOPSECRET");
       expect(JSON.stringify(error)).not.toContain("TOPSECRET");
     }
+  });
+
+  it("parses a Pinning Service API endpoint: pins only, id without the token or owner", () => {
+    const backend = createBackend("psa+https://api.pinata.cloud/psa?token=TOPSECRET");
+    expect(backend.designator).toBe("psa");
+    expect(backend.content).toBeUndefined();
+    expect(backend.label).toBe("psa+https://api.pinata.cloud/psa?token=***");
+    expect(createBackend("psa+https://api.pinata.cloud:443/psa/?token=other&owner=b").id).toBe(
+      backend.id,
+    );
+    expect(createBackend("psa+https://api.pinata.cloud/other?token=x").id).not.toBe(backend.id);
   });
 
   it("refuses one backend configured twice, whatever the spelling or token", () => {

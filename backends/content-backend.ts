@@ -50,6 +50,11 @@ export interface ContentBackend extends BackendLifecycle {
    */
   getDag(cid: CID, options: { path?: string; signal?: AbortSignal }): Promise<DagNode>;
   /**
+   * The raw bytes of one locally stored block, exactly as stored (Kubo's `block/get`). A
+   * block not available throws ContentUnavailableError; never fetches from the network.
+   */
+  getBlock(cid: CID, options: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
    * Streams a UnixFS file's bytes, from `offset` for `length` bytes when given. A stream that
    * breaks off throws (BackendStreamError) rather than ending early.
    */

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KUBO_ADD_DEFAULTS } from "./add-options.js";
 import { type ContentCapableBackend, requireContent } from "./backend.js";
 import { absentCid, chunked, pinned, readAll } from "./conformance-support.js";
+import { ContentUnavailableError } from "./errors.js";
 import { createBackend } from "./index.js";
 import { QUASAR_PIN_NAME } from "./pin-backend.js";
 import { encodeDirectory } from "./unixfs-directory.js";
@@ -111,6 +112,25 @@ export function describeContentConformance(
       if (!other) throw new Error("a one-entry directory is never sharded");
       await expect(content.putBlock(other.cid, dir.bytes, {})).rejects.toThrow();
       expect(await content.hasBlock(other.cid, {})).toBe(false);
+    });
+
+    it("gets a block's bytes exactly as stored, and refuses one it does not hold", async () => {
+      const { content } = backend;
+      const file = await content.addFile(chunked(randomBytes(300_000), 4096), { name, pin: false });
+      const dir = await encodeDirectory([{ name: "f", cid: file.cid, dagSize: file.dagSize }], 0);
+      if (!dir) throw new Error("a one-entry directory is never sharded");
+      await content.putBlock(dir.cid, dir.bytes, {});
+      expect(Buffer.from(await content.getBlock(dir.cid, {})).equals(Buffer.from(dir.bytes))).toBe(
+        true,
+      );
+      // A multi-chunk file's root (dag-pb) and a leaf it links to.
+      const root = await content.getBlock(file.cid, {});
+      const [first] = dagPb.decode(root).Links;
+      if (!first) throw new Error("a 300 kB file has leaves");
+      expect((await content.getBlock(first.Hash, {})).byteLength).toBeGreaterThan(200_000);
+      await expect(content.getBlock(await absentCid(), {})).rejects.toBeInstanceOf(
+        ContentUnavailableError,
+      );
     });
 
     it("streams a multi-MB file in chunks, cats it whole and by range", async () => {

@@ -12,6 +12,7 @@ import {
 import { DuplicateBackendError, InvalidConnectionStringError } from "./errors.js";
 import { createHeliaBackend, HELIA_FORMS, parseHeliaConnectionString } from "./helia/index.js";
 import { createKuboBackend, KUBO_FORMS, parseKuboConnectionString } from "./kubo/index.js";
+import { createPsaBackend, PSA_FORMS, parsePsaConnectionString } from "./psa/index.js";
 
 /**
  * The registry of backend kinds: designator → how to build one from its connection string.
@@ -51,6 +52,10 @@ export const BACKEND_KINDS: Readonly<Record<string, BackendKind>> = {
     forms: CLUSTER_FORMS,
     create: (raw, parts, forms) =>
       createClusterBackend(parseClusterConnectionString(raw, parts, forms)),
+  },
+  psa: {
+    forms: PSA_FORMS,
+    create: (raw, parts, forms) => createPsaBackend(parsePsaConnectionString(raw, parts, forms)),
   },
 };
 

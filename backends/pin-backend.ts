@@ -82,6 +82,17 @@ export interface PinBackend extends BackendLifecycle {
     car: AsyncIterable<Uint8Array>,
     options: { name: string; signal?: AbortSignal },
   ): Promise<void>;
+  /**
+   * Optional. Multiaddrs where other IPFS nodes reach this node, each ending in
+   * `/p2p/<peer id>` (the Pinning Service API's `delegates`); just `/p2p/<peer id>` when the
+   * node listens nowhere dialable. Throws BackendError subclasses.
+   */
+  addresses?(options: { signal?: AbortSignal }): Promise<string[]>;
+  /**
+   * Optional, best effort. Dials the given multiaddrs (a pin request's `origins`) so the
+   * content is found sooner; never throws for an address that cannot be dialled.
+   */
+  connect?(addresses: readonly string[], options: { signal?: AbortSignal }): Promise<void>;
 }
 
 export type PinOptions = {

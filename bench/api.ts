@@ -317,7 +317,7 @@ async function main(): Promise<void> {
     }
     // Where the API's upload time went, from its own metrics.
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
-    for (const phase of ["store", "record"]) {
+    for (const phase of ["store", "look", "record", "pin", "confirm"]) {
       const sum = Number(
         new RegExp(`quasar_api_upload_phase_seconds_sum\\{phase="${phase}"\\} ([\\d.e+-]+)`).exec(
           metrics,

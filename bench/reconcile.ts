@@ -1,19 +1,25 @@
 /**
- * Desired-set benchmark: the full-sweep diff and one incremental step, at N CIDs of history.
+ * Desired-set benchmark: the reconciler's first fold, the full-sweep diff and one incremental
+ * step, at N CIDs of history.
  *
- *   tsx bench/reconcile.ts [--cids 1000000]
+ *   tsx bench/reconcile.ts [--cids 1000000] [--rounds 50]
  *
  * Builds an indexer event table of N valid PinHash events (CIDv1 raw of sha256(i), 1000
- * per block, one registered contract) in a fresh schema, folds it with the desired store
- * (one step; timed and logged, not part of the result), then measures:
- *  (a) fullDiffSeconds / peakRssMB: in a fresh child process, stream the desired set sorted
- *      from Postgres (in pages) and a generated backend listing of N pins (streamed from a file, one CID
- *      a line) with a few thousand differences each way, through reconciler/diff.ts; the
- *      child's peak RSS is the whole process's, Node itself included;
- *  (b) incrementalStepMs: median of steps that each follow one new event on top of the
- *      history (half with the event still pending, half folding it once final).
+ * per block, one registered contract) in a fresh schema, streamed: CIDs are made, inserted
+ * and written to the backend listing one batch at a time, so the bench's own memory does not
+ * grow with N. Then it measures:
+ *  (a) firstFoldSeconds / firstFoldPeakRssMB: in a fresh child process, the desired store's
+ *      first step over the whole history, as a reconciler's first start runs it;
+ *  (b) fullDiffSeconds / peakRssMB: in a fresh child process, stream the desired set sorted
+ *      from Postgres (in pages) and a generated backend listing of N pins (streamed from a
+ *      file, one CID a line) with a few thousand differences each way, through
+ *      reconciler/diff.ts; a child's peak RSS is the whole process's, Node itself included;
+ *  (c) incrementalStepMs / incrementalStepP99Ms: median and p99 of steps that each follow
+ *      one new event on top of the history (half with the event still pending, half folding
+ *      it once final).
  * The last line of output is the result as JSON.
  */
+
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -36,7 +42,6 @@ import { createTestSchema, TEST_DATABASE_URL } from "@/test/harness/postgres.js"
 const PINS_PER_BLOCK = 1_000;
 const INSERT_BATCH = 50_000;
 const TTL_MS = 14 * 24 * 3600 * 1000;
-const INCREMENTAL_ROUNDS = 5;
 
 function argument(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -104,6 +109,34 @@ function connect() {
   });
 }
 
+/** Child process: the first step over the whole history, as a reconciler's first start. */
+async function foldPhase(): Promise<void> {
+  const db = connect();
+  const store = createDesiredStore({
+    db,
+    indexerSchema: argument("indexer-schema", ""),
+    reconcilerSchema: argument("reconciler-schema", ""),
+    ttlMs: TTL_MS,
+  });
+  const started = performance.now();
+  // As the engine steps: at most 20,000 changes handed out, the rest left to its sweep.
+  const { truncated } = await store.boundedStep({
+    now: new Date(Number(argument("now", "0"))),
+    maxChanges: 20_000,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const { desired } = await store.counts();
+  await db.destroy();
+  console.log(
+    JSON.stringify({
+      seconds,
+      peakRssMB: process.resourceUsage().maxRSS / 1024,
+      desired,
+      truncated,
+    }),
+  );
+}
+
 /** Child process: the full diff alone, so its peak RSS is the diff's. */
 async function diffPhase(): Promise<void> {
   const db = connect();
@@ -154,14 +187,20 @@ async function runChild(args: string[]): Promise<string> {
   child.stdout.on("data", (chunk: Buffer) => {
     output += chunk.toString();
   });
-  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-  if (code !== 0) throw new Error(`diff child exited with ${code}`);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("exit", resolve);
+    // A child that cannot start rejects, so the schemas are still dropped.
+    child.on("error", reject);
+  });
+  if (code !== 0) throw new Error(`${args[1]} child exited with ${code}`);
   return output.trim().split("\n").pop() ?? "";
 }
 
 async function main(): Promise<void> {
   if (argument("phase", "") === "diff") return diffPhase();
+  if (argument("phase", "") === "fold") return foldPhase();
   const n = count("cids", 10_000);
+  const rounds = count("rounds", 50);
   const differences = Math.max(1, Math.min(2_000, Math.floor(n / 5)));
   const indexer = await createTestSchema("bench_idx");
   const reconciler = await createTestSchema("bench_rec");
@@ -195,51 +234,51 @@ async function main(): Promise<void> {
         : {}),
     });
 
-    let started = performance.now();
-    const cids = Array.from({ length: n }, (_, i) => benchCid(i));
+    // The history and the backend listing (every desired CID but `differences` of them, plus
+    // as many foreign pins), made one batch at a time.
+    const started = performance.now();
+    const listingPath = join(dir, "listing.txt");
+    const out = createWriteStream(listingPath);
+    const write = async (line: string) => {
+      if (!out.write(line))
+        await new Promise<void>((resolve) => out.once("drain", () => resolve()));
+    };
+    const stride = Math.floor(n / differences);
     await insertEvents(db, indexer.schema, [register(CONTRACT_A, { block: 1n })]);
-    await insertPins(db, indexer.schema, cids, 0);
+    for (let from = 0; from < n; from += INSERT_BATCH) {
+      const batch = Array.from({ length: Math.min(INSERT_BATCH, n - from) }, (_, offset) =>
+        benchCid(from + offset),
+      );
+      await insertPins(db, indexer.schema, batch, from);
+      let lines = "";
+      batch.forEach((cid, offset) => {
+        const i = from + offset;
+        if (!(i % stride === 0 && i / stride < differences)) lines += `${cid}\n`;
+      });
+      await write(lines);
+      if (from % 1_000_000 === 0 && from > 0) log("history so far", { cids: from });
+    }
+    for (let i = 0; i < differences; i++) await write(`${benchCid(n + i)}\n`);
+    await new Promise<void>((resolve) => out.end(() => resolve()));
     const lastBlock = 2n + BigInt(Math.floor((n - 1) / PINS_PER_BLOCK));
     await setProgress(db, indexer.schema, 1, { indexed: lastBlock, finalized: lastBlock });
     await sql`analyze ${sql.id(indexer.schema, "event")}`.execute(db);
-    log("history inserted", {
-      cids: n,
-      blocks: Number(lastBlock),
-      seconds: (performance.now() - started) / 1000,
-    });
+    const setupSeconds = (performance.now() - started) / 1000;
+    log("history inserted", { cids: n, blocks: Number(lastBlock), seconds: setupSeconds });
 
-    started = performance.now();
+    // (a) The first fold, in a child of its own (its peak RSS is the fold's).
     const now = new Date(Number(blockTime(lastBlock + 100n)) * 1000);
-    const initial = await store.step({ now });
+    const schemas = ["--indexer-schema", indexer.schema, "--reconciler-schema", reconciler.schema];
+    const fold = JSON.parse(
+      await runChild(["--phase", "fold", ...schemas, "--now", String(now.getTime())]),
+    ) as { seconds: number; peakRssMB: number; desired: number };
+    log("first fold", fold);
+    if (fold.desired !== n) throw new Error(`expected ${n} desired CIDs, got ${fold.desired}`);
     await sql`analyze ${sql.id(reconciler.schema, "desired_cid")}`.execute(db);
     await sql`analyze ${sql.id(reconciler.schema, "pin_ref")}`.execute(db);
-    log("initial fold", { changes: initial.length, seconds: (performance.now() - started) / 1000 });
-    if (initial.length !== n) throw new Error(`expected ${n} desired CIDs, got ${initial.length}`);
-
-    // The backend listing: every desired CID but `differences` of them, plus as many foreign pins.
-    const listingPath = join(dir, "listing.txt");
-    const out = createWriteStream(listingPath);
-    const stride = Math.floor(n / differences);
-    for (let i = 0; i < n; i++) {
-      if (i % stride === 0 && i / stride < differences) continue;
-      if (!out.write(`${cids[i]}\n`))
-        await new Promise<void>((resolve) => out.once("drain", () => resolve()));
-    }
-    for (let i = 0; i < differences; i++) out.write(`${benchCid(n + i)}\n`);
-    await new Promise<void>((resolve) => out.end(() => resolve()));
-    cids.length = 0;
 
     const diff = JSON.parse(
-      await runChild([
-        "--phase",
-        "diff",
-        "--indexer-schema",
-        indexer.schema,
-        "--reconciler-schema",
-        reconciler.schema,
-        "--listing",
-        listingPath,
-      ]),
+      await runChild(["--phase", "diff", ...schemas, "--listing", listingPath]),
     ) as { seconds: number; peakRssMB: number; toPin: number; toUnpin: number };
     log("full diff", diff);
     if (diff.toPin !== differences || diff.toUnpin !== differences) {
@@ -249,7 +288,7 @@ async function main(): Promise<void> {
     // (b) One new event on top of the history, then one step; pending, then folded once final.
     const timings: number[] = [];
     let clock = now.getTime();
-    for (let round = 1; round <= INCREMENTAL_ROUNDS; round++) {
+    for (let round = 1; round <= rounds; round++) {
       const block = lastBlock + BigInt(round);
       const i = n + differences + round;
       await insertEvents(db, indexer.schema, [
@@ -280,17 +319,26 @@ async function main(): Promise<void> {
     }
     timings.sort((a, b) => a - b);
     const median = timings[Math.floor(timings.length / 2)] ?? Number.NaN;
+    const p99 =
+      timings[Math.min(timings.length - 1, Math.ceil(timings.length * 0.99) - 1)] ?? Number.NaN;
     log("incremental steps", {
-      ms: timings.map((t) => Math.round(t * 10) / 10),
+      slowestMs: timings.slice(-5).map((t) => Math.round(t * 10) / 10),
     });
+    const round = (value: number, digits: number) =>
+      Math.round(value * 10 ** digits) / 10 ** digits;
 
     console.log(
       JSON.stringify({
         bench: "reconcile",
         cids: n,
-        fullDiffSeconds: Math.round(diff.seconds * 1000) / 1000,
+        setupSeconds: round(setupSeconds, 1),
+        firstFoldSeconds: round(fold.seconds, 1),
+        firstFoldPeakRssMB: Math.round(fold.peakRssMB),
+        fullDiffSeconds: round(diff.seconds, 3),
         peakRssMB: Math.round(diff.peakRssMB),
-        incrementalStepMs: Math.round(median * 10) / 10,
+        incrementalStepMs: round(median, 1),
+        incrementalStepP99Ms: round(p99, 1),
+        steps: timings.length,
       }),
     );
   } finally {

@@ -1,21 +1,17 @@
-import { Command, CommanderError } from "commander";
+import { CommanderError } from "commander";
 import { ConfigError } from "@/core/config/errors.js";
 import { BaseError } from "@/core/errors.js";
-import { registerAuditCommands } from "./commands/audit.js";
-import { registerConfigCommands } from "./commands/config.js";
-import { registerContractsCommands } from "./commands/contracts.js";
-import { registerDevCommand } from "./commands/dev.js";
-import { registerStartCommands } from "./commands/start.js";
-import { registerStatusCommand } from "./commands/status.js";
+import { buildProgram } from "./program.js";
 
 /**
  * The `quasar` command. One AbortController is the shutdown signal of the whole process:
- * the first SIGINT/SIGTERM aborts it (every loop and child stops gracefully), a second one
- * exits at once.
+ * the first SIGINT/SIGTERM/SIGHUP aborts it (every loop and child stops gracefully), a
+ * second one exits at once. SIGHUP is a closed terminal: without it `quasar dev` would die
+ * at once and leave its anvil and PostgreSQL (own process groups) running.
  */
 const shutdown = new AbortController();
 let signals = 0;
-for (const name of ["SIGINT", "SIGTERM"] as const) {
+for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(name, () => {
     signals++;
     if (signals > 1) process.exit(130);
@@ -23,19 +19,11 @@ for (const name of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-const program = new Command("quasar")
-  .description(
-    "Quasar keeps exactly the right IPFS content pinned, as recorded by storage contracts on Ethereum.",
-  )
-  .showHelpAfterError()
-  .exitOverride();
+// After a hang-up, writing to the closed terminal fails (EIO): that must not end the
+// process before it has stopped what it started.
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
 
-registerDevCommand(program, shutdown.signal);
-registerStartCommands(program, shutdown.signal);
-registerStatusCommand(program, shutdown.signal);
-registerContractsCommands(program, shutdown.signal);
-registerConfigCommands(program);
-registerAuditCommands(program, shutdown.signal);
+const program = buildProgram(shutdown.signal);
 
 try {
   await program.parseAsync(process.argv);

@@ -72,23 +72,48 @@ function rawDefaultOf(schema: unknown): string {
   return "";
 }
 
-/** Adds one option per flag-able setting to `command` (and returns it). */
-export function addSettingOptions(command: Command): Command {
+/** Commands given the setting flags: test/cli-flags.test.ts checks every command is one. */
+const SETTING_COMMANDS = new WeakSet<Command>();
+
+export function takesSettingFlags(command: Command): boolean {
+  return SETTING_COMMANDS.has(command);
+}
+
+/**
+ * Adds one option per flag-able setting to `command` (and returns it). Every command that
+ * loads the configuration gets all of them: loading validates every setting, so any of them
+ * can be the one a user needs to override. `hidden` keeps them out of a short command's
+ * `--help` (a footer points at the list) while still accepting them.
+ */
+export function addSettingOptions(command: Command, options: { hidden?: boolean } = {}): Command {
   for (const name of SETTING_NAMES) {
     if (ENV_ONLY_SETTINGS.has(name)) continue;
     const flag = flagNameOf(name);
     const { description } = settingInfo(name);
-    if (REPEATABLE_FLAGS[name]) {
-      command.addOption(
-        new Option(`--${flag} <value>`, `${description} Repeatable. (${name})`).argParser(
+    const option = REPEATABLE_FLAGS[name]
+      ? new Option(`--${flag} <value>`, `${description} Repeatable. (${name})`).argParser(
           (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
-        ),
-      );
-    } else {
-      command.addOption(new Option(`--${flag} <value>`, `${description} (${name})`));
-    }
+        )
+      : new Option(`--${flag} <value>`, `${description} (${name})`);
+    if (options.hidden) option.hideHelp();
+    command.addOption(option);
   }
+  if (options.hidden) {
+    command.addHelpText(
+      "after",
+      "\nEvery setting is also accepted as a flag and beats the environment: --database-url,\n--reconciler-schema, --chains, --backend … (the full list: `quasar config check --help`).",
+    );
+  }
+  SETTING_COMMANDS.add(command);
   return command;
+}
+
+/** The environment a command runs with: `base` (environment, dev.env) with its setting flags applied. */
+export function applySettingFlags(
+  options: Record<string, unknown>,
+  base: Environment,
+): Record<string, string | undefined> {
+  return resolveSettings(base, settingFlagsFrom(options)).env;
 }
 
 /** Picks the setting flags out of commander's parsed options. */

@@ -1,6 +1,8 @@
 import type { BackendHealthTables } from "./backend-health-tables.js";
 import type { DesiredTables } from "./desired/tables.js";
+import type { KeyTables } from "./keys/tables.js";
 import type { LedgerTables } from "./ledger/tables.js";
+import type { PsaTables } from "./psa/tables.js";
 import type { IndexerTables } from "./read-model/tables.js";
 
 /**
@@ -16,8 +18,13 @@ export type Database = IndexerTables & QuasarTables;
 
 /**
  * Quasar's own schema: the desired set and its inputs (uploads, off-chain registrations,
- * folded chain state) and the per-backend pin ledger with its reconcile log.
+ * folded chain state), the per-backend pin ledger with its reconcile log, API keys and the
+ * Pinning Service API's requests.
  */
-export type QuasarTables = DesiredTables & LedgerTables & BackendHealthTables;
+export type QuasarTables = DesiredTables &
+  LedgerTables &
+  BackendHealthTables &
+  KeyTables &
+  PsaTables;
 
 export type { DesiredTables, IndexerTables, LedgerTables };

@@ -16,6 +16,8 @@ import { KUBO_ADD_DEFAULTS } from "@/backends/add-options.js";
 import { parseBackends, QUASAR_PIN_NAME, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
+import { runReconciler } from "@/reconciler/main.js";
+import { createIndexerTables } from "./desired/indexer.js";
 import { type FreezableProxy, startProxy } from "./harness/freezable-proxy.js";
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from "./harness/postgres.js";
 
@@ -29,6 +31,7 @@ let schema: TestSchema;
 let proxy: FreezableProxy;
 let dir: string;
 let api: RunningApi;
+let config: ReturnType<typeof loadConfig>;
 const controller = new AbortController();
 
 beforeAll(async () => {
@@ -39,7 +42,7 @@ beforeAll(async () => {
   viaProxy.hostname = "127.0.0.1";
   viaProxy.port = String(proxy.port);
   dir = await mkdtemp(join(tmpdir(), "quasar-dbfault-"));
-  const config = loadConfig({
+  config = loadConfig({
     DATABASE_URL: viaProxy.toString(),
     QUASAR_RECONCILER_SCHEMA: schema.schema,
     QUASAR_INDEXER_SCHEMA: `${schema.schema}_indexer`,
@@ -109,6 +112,56 @@ describe("PostgreSQL down or frozen under the API", () => {
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
     expect(metrics).not.toMatch(/quasar_api_requests_total\{[^}]*status="500"\}/);
   }, 60_000);
+
+  it("a COMMIT that lands but whose answer is lost: 503, yet the reconciler pins the upload soon", async () => {
+    const started = new Date();
+    proxy.loseNextCommitAnswer();
+    const refused = await add(`commit answer lost ${Date.now()}`);
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: { reason: "STORAGE_FAILED" } });
+
+    const db = connectDatabase({ databaseUrl: TEST_DATABASE_URL });
+    const reconcilerStop = new AbortController();
+    let reconciling: Promise<void> | undefined;
+    try {
+      // The transaction committed although its client could not know: the upload is desired.
+      const recorded = await sql<{ cid: string }>`
+        select cid from ${sql.table(`${schema.schema}.optimistic_pin`)}
+        where created_at >= ${started}`.execute(db);
+      expect(recorded.rows).toHaveLength(1);
+      const cid = recorded.rows[0]?.cid as string;
+
+      // A reconciler (in this process, straight to PostgreSQL, the same helia repository)
+      // takes the intent the API never pinned once its grace has passed: within a minute, not
+      // after minutes of a desired CID pinned nowhere.
+      await createIndexerTables(db, config.QUASAR_INDEXER_SCHEMA);
+      reconciling = runReconciler(
+        {
+          ...config,
+          DATABASE_URL: TEST_DATABASE_URL,
+          QUASAR_RECONCILE_INTERVAL: 200,
+          QUASAR_METRICS_PORT: 0,
+        },
+        reconcilerStop.signal,
+        { logger: pino({ level: "silent" }), stopGraceMs: 2_000 },
+      );
+      const deadline = Date.now() + 60_000;
+      let status: string | undefined;
+      while (Date.now() < deadline) {
+        const rows = await sql<{ status: string }>`
+          select status from ${sql.table(`${schema.schema}.pin_ledger`)}
+          where cid = ${cid}`.execute(db);
+        status = rows.rows[0]?.status;
+        if (status === "pinned") break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      expect(status, `the ledger row of ${cid}`).toBe("pinned");
+    } finally {
+      reconcilerStop.abort();
+      await reconciling;
+      await db.destroy();
+    }
+  }, 120_000);
 
   it("frozen: readyz, reads and uploads answer 503 within bounds, nothing is pinned, and all recovers", async () => {
     expect((await add(`before ${Date.now()}`)).status).toBe(201);

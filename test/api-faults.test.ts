@@ -12,6 +12,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { serve } from "@hono/node-server";
+import { CID } from "multiformats/cid";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "@/api/app.js";
@@ -202,6 +203,58 @@ describe("slow bodies and concurrent uploads per client", () => {
     } finally {
       await served.close();
     }
+  });
+});
+
+describe("the upload's confirmation is off the answer's path", () => {
+  let fixture: ApiFixture;
+  beforeAll(async () => {
+    fixture = await createApiFixture();
+  });
+  afterAll(() => fixture.close());
+
+  it("a confirmation that hangs or fails never delays or fails the answer; the intent stays recorded", async () => {
+    // A mock for a fault no real part produces on cue: the database answering the upload's
+    // record but not (or not yet, or never) its confirmation.
+    const lines: LogLine[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split("\n")) {
+          if (line.trim() !== "") lines.push(JSON.parse(line) as LogLine);
+        }
+        done();
+      },
+    });
+    let release: (failure: Error) => void = () => {};
+    const held = new Promise<void>((_, reject) => {
+      release = reject;
+    });
+    const app = createApp({
+      config: fixture.config,
+      backends: fixture.backends,
+      store: { ...fixture.store, confirmUploadPin: () => held },
+      logger: pino({ level: "info" }, sink),
+    });
+    const { body, contentType } = await formDataBody({ entry: new Blob(["confirm later"]) });
+    const response = await app.request("/api/v0/add", {
+      method: "POST",
+      body,
+      headers: { "content-type": contentType },
+    });
+    expect(response.status).toBe(201);
+    const cid = CID.parse(await response.text());
+    // Pinned and recorded as Quasar's intent (owned): the engine confirms it after its grace.
+    expect(await fixture.backends[0]?.pins.getPin(cid, {})).toBeDefined();
+    const status = (await (await fixture.app.request(`/api/v0/pins/${cid}`)).json()) as {
+      desired: boolean;
+      backends: { status: string }[];
+    };
+    expect(status.desired).toBe(true);
+    expect(status.backends.map((b) => b.status)).toEqual(["queued"]);
+    release(new Error("the database went away"));
+    await expect
+      .poll(() => lines.some((line) => /confirmation was not recorded/.test(line.msg)))
+      .toBe(true);
   });
 });
 

@@ -9,6 +9,7 @@ import { createApp } from "@/api/app.js";
 import type { ApiStore } from "@/api/ports.js";
 import type { ApiApp } from "@/api/routes/shared.js";
 import { createApiStore } from "@/api/store.js";
+import { createDashboardSource } from "@/api/ui/source.js";
 import { type ContentCapableBackend, parseBackends, requireContent } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
@@ -100,6 +101,7 @@ export async function createApiFixture(
       store,
       logger: pino({ level: process.env.QUASAR_TEST_LOG ?? "silent" }),
       now: () => Date.now() + clock.offsetMs,
+      dashboard: createDashboardSource({ config, db, backends }),
     });
     return {
       app,

@@ -162,7 +162,8 @@ describe("uploads on a shared node never remove a foreign pin", () => {
     // The engine's desired step may log its own `queue` (want) on the row: never a pin command.
     expect((await decisions(foreign))[0]).toBe("adopt");
     expect(await decisions(foreign)).not.toContain("pin");
-    expect(await ledgerRow(ours)).toEqual({ status: "pinned", owned: true });
+    // The upload's answer does not wait for its confirmation (api/upload.ts, step 5).
+    await expect.poll(() => ledgerRow(ours)).toEqual({ status: "pinned", owned: true });
     expect((await decisions(ours))[0]).toBe("queue");
     expect(await decisions(ours)).toContain("record_owned");
     expect(await decisions(ours)).not.toContain("adopt");

@@ -47,12 +47,15 @@ describe("API on a Kubo daemon", () => {
     expect(await daemonPins()).toContain(added.cid.toV1().toString());
     const dagCid = await client.dag.put({ on: "kubo" });
     expect((await client.dag.get(dagCid)).value).toEqual({ on: "kubo" });
-    const status = (await (await fetch(`${base}/api/v0/pins/${dagCid}`)).json()) as {
-      backends: { backend: string; status: string }[];
-    };
-    expect(status.backends).toEqual([
-      expect.objectContaining({ backend: fixture.backends[0]!.id, status: "pinned" }),
-    ]);
+    const pinStatus = async () =>
+      (await (await fetch(`${base}/api/v0/pins/${dagCid}`)).json()) as {
+        backends: { backend: string; status: string }[];
+      };
+    // The answer does not wait for the ledger's confirmation (api/upload.ts, step 5).
+    await expect
+      .poll(async () => (await pinStatus()).backends)
+      .toEqual([expect.objectContaining({ backend: fixture.backends[0]!.id, status: "pinned" })]);
+    const status = await pinStatus();
     // The backend is named by id only: the daemon's address never appears.
     expect(JSON.stringify(status)).not.toContain(String(daemon.port));
   });

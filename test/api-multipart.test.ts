@@ -284,15 +284,22 @@ describe("rate limiter", () => {
 });
 
 describe("keys", () => {
-  it("identifies keys by a short hash, never the key, and refuses others", () => {
+  it("identifies keys by a short hash, never the key, and refuses others", async () => {
     const keyring = createApiKeyring(["secret-one", "secret-two"]);
-    const caller = keyring.authenticate("Bearer secret-two");
+    const caller = await keyring.authenticate("Bearer secret-two");
     expect(caller.keyId).toBe(keyIdOf("secret-two"));
     expect(caller.keyId).not.toContain("secret");
-    expect(() => keyring.authenticate("Bearer secret-three")).toThrow(/not a valid API key/);
-    expect(() => keyring.authenticate(undefined)).toThrow(/missing or invalid/);
-    expect(() => keyring.authenticate("Basic c2VjcmV0LW9uZQ==")).toThrow(/missing or invalid/);
-    expect(createApiKeyring([]).authenticate(undefined)).toEqual({ keyId: "anonymous" });
+    await expect(keyring.authenticate("Bearer secret-three")).rejects.toThrow(
+      /not a valid API key/,
+    );
+    await expect(keyring.authenticate(undefined)).rejects.toThrow(/missing or invalid/);
+    await expect(keyring.authenticate("Basic c2VjcmV0LW9uZQ==")).rejects.toThrow(
+      /missing or invalid/,
+    );
+    expect(await createApiKeyring([]).authenticate(undefined)).toEqual({ keyId: "anonymous" });
+    await expect(createApiKeyring([]).authenticate(undefined, { always: true })).rejects.toThrow(
+      /missing or invalid/,
+    );
   });
 
   it("admin routes are disabled without a token and need the exact token", () => {

@@ -236,6 +236,49 @@ describe("audit replay", () => {
       String(fromDatabase.digest.cids),
     ]);
     expect(digestOf(viaChain.stdout)).toEqual(digestOf(viaDatabase.stdout));
+    // Progress off a terminal: plain lines on stderr, no escape codes, the last one says done.
+    expect(viaChain.stderr).toMatch(
+      new RegExp(`^replaying chain ${chainId} from its RPC: \\d+/\\d+ blocks read`, "m"),
+    );
+    expect(viaChain.stderr).toMatch(/: done, \d+ blocks read .* in \d+\.\d s$/m);
+    expect(viaChain.stderr).not.toContain("\x1b");
+    // On a terminal (a pseudo-terminal from script(1)): a bar redrawn in place.
+    const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+    const tty = spawn(
+      "script",
+      [
+        "-qec",
+        [
+          join(ROOT, "node_modules", ".bin", "node"),
+          join(ROOT, "bin", "quasar.js"),
+          "audit",
+          "replay",
+          "--chain",
+          String(chainId),
+          "--to-block",
+          String(toBlock),
+          "--rpc",
+          anvil.rpcUrl,
+          "--digest-only",
+        ]
+          .map(quote)
+          .join(" "),
+        "/dev/null",
+      ],
+      { env: { ...env, TERM: "xterm" }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let screen = "";
+    tty.stdout.on("data", (chunk: Buffer) => {
+      screen += chunk.toString();
+    });
+    const [ttyCode] = (await once(tty, "exit")) as [number | null];
+    expect(ttyCode, screen).toBe(0);
+    expect(screen).toMatch(
+      new RegExp(
+        `\\rreplaying chain ${chainId} from its RPC \\[#{30}\\] 100% \\(\\d+/\\d+ blocks read`,
+      ),
+    );
+    expect(digestOf(screen)).toEqual(digestOf(viaDatabase.stdout));
 
     // --at: the auditor finds the block in force at an instant itself: the last block whose
     // timestamp is at or before it (several blocks can share a second).

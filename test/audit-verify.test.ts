@@ -157,6 +157,9 @@ describe("audit verify", () => {
     expect(result.stdout).toContain("desired CIDs: 1");
     // Extra pins of ours are reported but are not a failure: the reconciler releases them.
     expect(result.stdout).toMatch(new RegExp(`^extra .* ${cids.extraOurs}$`, "m"));
+    // Progress off a terminal: plain lines on stderr, the listing's last one says done.
+    expect(result.stderr).toMatch(/^reading the desired set: done, 1 CIDs in \d+\.\d s$/m);
+    expect(result.stderr).toMatch(/^listing .*'s pins: done, 3 pins in \d+\.\d s$/m);
   }, 120_000);
 });
 

@@ -124,10 +124,10 @@ const alive = (pid: number) => {
   }
 };
 
-async function stopDev(dev: Dev): Promise<number[]> {
+async function stopDev(dev: Dev, signal: NodeJS.Signals = "SIGINT"): Promise<number[]> {
   const descendants = await descendantsOf(dev.child.pid as number);
   const exited = once(dev.child, "exit");
-  dev.child.kill("SIGINT");
+  dev.child.kill(signal);
   const timer = setTimeout(() => dev.child.kill("SIGKILL"), 90_000);
   const [code] = (await exited) as [number | null];
   clearTimeout(timer);
@@ -241,6 +241,19 @@ describe("quasar dev", () => {
     );
     expect(status.desired).toBe(true);
 
+    // The terminal: one readable line per event, the part first (no colour: not a terminal);
+    // PostgreSQL's own chatter only with --verbose; the dashboard among the URLs.
+    expect(dev.stdout()).toMatch(/^reconciler │ \d\d:\d\d:\d\d\.\d{3} INFO {2}reconciler running/m);
+    expect(dev.stdout()).not.toMatch(/"level":\d+/);
+    expect(dev.stdout()).not.toContain("\x1b[");
+    expect(`${dev.stdout()}${dev.stderr()}`).not.toMatch(/^postgres │ /m);
+    expect(dev.stdout()).toMatch(/^indexer +│ .*Started live indexing/m);
+    expect(dev.stdout()).not.toMatch(/Indexed block .*event_count=0/);
+    expect(`${dev.stdout()}${dev.stderr()}`).not.toContain("DeprecationWarning");
+    // A fresh stack's reconciler waits for the indexer's tables without an error per step.
+    expect(dev.stdout()).not.toContain("reconcile step failed");
+    expect(dev.stdout()).toMatch(/^ {2}dashboard +http:\/\/127\.0\.0\.1:\d+\/ui$/m);
+
     // `quasar status` from another terminal sees the same.
     const statusRun = spawn(NODE, [QUASAR, "status", "--json"], {
       cwd,
@@ -266,7 +279,7 @@ describe("quasar dev", () => {
     expect(await survivors(descendants)).toEqual([]);
   }, 600_000);
 
-  it("reuses the data on a second run", async () => {
+  it("reuses the data on a second run, and stops on a hang-up", async () => {
     const dev = startDev();
     await waitFor(
       "ready",
@@ -280,7 +293,9 @@ describe("quasar dev", () => {
     const body = (await response.json()) as { desired: boolean; reasons: { kind: string }[] };
     expect(body.desired).toBe(true);
     expect(body.reasons.map((reason) => reason.kind)).toContain("confirmed");
-    const descendants = await stopDev(dev);
+    // A closed terminal (SIGHUP) stops everything as Ctrl-C does: anvil and PostgreSQL run
+    // in process groups of their own and would outlive a `quasar dev` that just died.
+    const descendants = await stopDev(dev, "SIGHUP");
     expect(await survivors(descendants)).toEqual([]);
   }, 600_000);
 });

@@ -134,3 +134,51 @@ describe("supervisor", () => {
     expect(() => process.kill((steadyPid as { pid: number }).pid, 0)).toThrow();
   });
 });
+
+describe("supervisor log formats", () => {
+  /** Runs one real child that logs through pino, under `format`, and returns what it showed. */
+  async function show(format: "pretty" | "json"): Promise<string> {
+    const controller = new AbortController();
+    const out = new PassThrough();
+    let lines = "";
+    out.on("data", (chunk: Buffer) => {
+      lines += chunk.toString();
+    });
+    const script = [
+      "const { pino } = require('pino');",
+      "const logger = pino({ name: 'quasar-api' });",
+      "logger.info({ msg: 'api listening', port: 3000 });",
+      "logger.warn({ msg: 'backend down', backend: 'ipfs://127.0.0.1:5001' });",
+      "console.log('plain text line');",
+    ].join(" ");
+    const supervisor = superviseChildren({
+      children: [{ name: "api", command: NODE, args: ["-e", script], env: {}, cwd: ROOT }],
+      signal: controller.signal,
+      out,
+      err: new PassThrough(),
+      format,
+      color: false,
+      backoffBaseMs: 60_000,
+    });
+    await expect.poll(() => lines.includes("plain text line"), { timeout: 20_000 }).toBe(true);
+    controller.abort();
+    await supervisor.done;
+    return lines;
+  }
+
+  it("pretty: one readable line per event; other lines keep their text", async () => {
+    const lines = await show("pretty");
+    expect(lines).toMatch(/^api │ \d\d:\d\d:\d\d\.\d{3} INFO {2}api listening port=3000$/m);
+    expect(lines).toMatch(
+      /^api │ \d\d:\d\d:\d\d\.\d{3} WARN {2}backend down backend=ipfs:\/\/127\.0\.0\.1:5001$/m,
+    );
+    expect(lines).toMatch(/^api │ plain text line$/m);
+    expect(lines).not.toContain('"level"');
+  });
+
+  it("json: each part's raw JSON line behind its prefix", async () => {
+    const lines = await show("json");
+    const first = /^api │ (\{.*\})$/m.exec(lines)?.[1] as string;
+    expect(JSON.parse(first)).toMatchObject({ level: 30, msg: "api listening", port: 3000 });
+  });
+});

@@ -11,10 +11,13 @@ import { Writable } from "node:stream";
 import getPort from "get-port";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseBackends } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
+import { getLedgerRow } from "@/db/ledger/ledger.js";
 import { runReconciler } from "@/reconciler/main.js";
-import { createIndexerTables } from "./desired/indexer.js";
+import { CIDS, CONTRACT_A, pinHash, register } from "./desired/history.js";
+import { createIndexerTables, insertEvents, setProgress } from "./desired/indexer.js";
 import { type FreezableProxy, startProxy } from "./harness/freezable-proxy.js";
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from "./harness/postgres.js";
 
@@ -111,6 +114,79 @@ describe("reconciler under a frozen PostgreSQL", () => {
       proxy.thaw();
       controller.abort();
       await running;
+    }
+  }, 60_000);
+  it("a step whose COMMIT lands but whose answer is lost: its ledger work is re-derived at once, not at the next full sweep", async () => {
+    const viaProxy = new URL(TEST_DATABASE_URL);
+    viaProxy.hostname = "127.0.0.1";
+    viaProxy.port = String(proxy.port);
+    const config = {
+      ...loadConfig({
+        DATABASE_URL: viaProxy.toString(),
+        QUASAR_RECONCILER_SCHEMA: reconciler.schema,
+        QUASAR_INDEXER_SCHEMA: indexer.schema,
+        QUASAR_BACKENDS: `helia://${join(dir, "node")}?offline=true`,
+        QUASAR_RECONCILE_INTERVAL: "100ms",
+        QUASAR_FULL_SWEEP_INTERVAL: "1h",
+      }),
+      QUASAR_METRICS_PORT: 0,
+    };
+    const lost: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split("\n")) {
+          if (line.includes("reconcile step failed")) lost.push(line);
+        }
+        done();
+      },
+    });
+    const controller = new AbortController();
+    let ready: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
+    const running = runReconciler(config, controller.signal, {
+      logger: pino({ level: "info" }, sink),
+      onReady: () => ready(),
+    });
+    const db = connectDatabase({ databaseUrl: TEST_DATABASE_URL, maxConnections: 2 });
+    // Content nobody holds: the offline node cannot pin it, so its ledger row stays in the
+    // queue, which is all this test needs to see.
+    const cid = CIDS[3] as string;
+    const backendId = parseBackends(config.QUASAR_BACKENDS)[0]?.id as string;
+    try {
+      await started;
+      // The step that folds this PinHash sends the CID in its desired_cid write: that
+      // transaction's COMMIT lands, and its answer is lost.
+      proxy.loseNextCommitAnswer(cid);
+      await insertEvents(db, indexer.schema, [
+        register(CONTRACT_A, { block: 1n }),
+        pinHash(CONTRACT_A, cid, { block: 2n }),
+      ]);
+      await setProgress(db, indexer.schema, 1, { indexed: 2n, finalized: 2n });
+
+      const deadline = Date.now() + 20_000;
+      let row: Awaited<ReturnType<typeof getLedgerRow>>;
+      for (;;) {
+        row = await getLedgerRow(db.withSchema(reconciler.schema), backendId, cid);
+        if (row || Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      // The fault happened: a step failed, and the desired set holds the CID all the same.
+      expect(lost.length).toBeGreaterThan(0);
+      const desired = await db
+        .withSchema(reconciler.schema)
+        .selectFrom("desired_cid")
+        .select("cid")
+        .where("cid", "=", cid)
+        .execute();
+      expect(desired).toHaveLength(1);
+      // And the backend's ledger has the work, without waiting for the hourly sweep.
+      expect(row, "the ledger row of the CID the lost step made desired").toBeDefined();
+    } finally {
+      controller.abort();
+      await running;
+      await db.destroy();
     }
   }, 60_000);
 });

@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import {
   type Backend,
   type ContentCapableBackend,
@@ -14,7 +14,11 @@ import { createDesiredStore, type DesiredStore } from "@/db/desired/index.js";
 import { getLedgerRow, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { recordUploads } from "@/db/uploads/index.js";
-import { createReconciler, type Reconciler } from "@/reconciler/engine/engine.js";
+import {
+  type CreateReconcilerParams,
+  createReconciler,
+  type Reconciler,
+} from "@/reconciler/engine/engine.js";
 import { createReconcilerMetrics, type ReconcilerMetrics } from "@/reconciler/engine/metrics.js";
 import { createIndexerTables } from "./desired/indexer.js";
 import { upload } from "./desired/store-setup.js";
@@ -75,6 +79,10 @@ export async function createEngineFixture(options: {
   pinOnly?: number[];
   /** Backends that play the pin role only (IPFS Cluster), appended after `backends`. */
   pinOnlyBackends?: string[];
+  /** The engine's logger (default: pino at QUASAR_LOG_LEVEL on stdout). */
+  logger?: Logger;
+  /** Engine parameters beyond the configuration. */
+  engine?: Pick<CreateReconcilerParams, "sweepProgressMs" | "maxStepChanges">;
 }): Promise<EngineFixture> {
   const reconcilerSchema = await createTestSchema("rec");
   const indexerSchema: { schema: string; drop(): Promise<void> } = options.indexerSchema
@@ -107,7 +115,7 @@ export async function createEngineFixture(options: {
   });
   const metrics = createReconcilerMetrics();
   const reconciler = createReconciler({
-    common: { logger: pino({ level: config.QUASAR_LOG_LEVEL }), metrics },
+    common: { logger: options.logger ?? pino({ level: config.QUASAR_LOG_LEVEL }), metrics },
     db,
     backends: [
       ...backends.map((backend, index) =>
@@ -118,6 +126,7 @@ export async function createEngineFixture(options: {
     desiredStore: store,
     config,
     stopGraceMs: 2_000,
+    ...options.engine,
   });
   if (options.start !== false) await reconciler.start();
   const ledger = ledgerDb(db, reconcilerSchema.schema);

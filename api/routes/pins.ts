@@ -30,7 +30,11 @@ export function renderBackend(state: BackendPinState): Record<string, unknown> {
 
 const reasonSchema = z
   .object({
-    kind: z.enum(["optimistic", "confirmed", "pending", "demoted"]),
+    kind: z.enum(["optimistic", "confirmed", "pending", "demoted", "psa"]),
+    requests: z
+      .number()
+      .optional()
+      .openapi({ description: "psa: live Pinning Service API requests naming the CID" }),
     expiresAt: z
       .string()
       .optional()

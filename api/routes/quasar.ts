@@ -54,7 +54,7 @@ export function registerQuasarRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.post("/api/v0/add", async (c) => {
-    const caller = authenticateUpload(c, common);
+    const caller = await authenticateUpload(c, common);
     const stored = await addMultipartUpload(common, c.req.raw, {
       fields: QUASAR_FILE_FIELDS,
       uploader: caller.keyId,
@@ -81,7 +81,7 @@ export function registerQuasarRoutes(app: ApiApp, common: ApiCommon): void {
     },
   });
   app.post("/api/v0/dag/put", async (c) => {
-    const caller = authenticateUpload(c, common);
+    const caller = await authenticateUpload(c, common);
     const query = parseInput(dagPutQuery, queryOf(c), "query");
     requireJson(c);
     const signal = requestSignal(c);

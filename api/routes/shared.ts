@@ -8,8 +8,8 @@ import { UnsupportedMediaTypeError } from "../errors.js";
 export type ApiApp = OpenAPIHono<ApiEnv>;
 
 /** Checks the upload credentials and remembers the caller for logs and the optimistic pin. */
-export function authenticateUpload(c: Context<ApiEnv>, common: ApiCommon): Caller {
-  const caller = common.keyring.authenticate(c.req.header("authorization"));
+export async function authenticateUpload(c: Context<ApiEnv>, common: ApiCommon): Promise<Caller> {
+  const caller = await common.keyring.authenticate(c.req.header("authorization"));
   c.set("caller", caller);
   return caller;
 }

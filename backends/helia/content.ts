@@ -221,6 +221,18 @@ export function createHeliaContent(node: HeliaNode): ContentBackend {
       }
     },
 
+    async getBlock(cid, options) {
+      const helia = await ready();
+      try {
+        // offline: a block not stored here fails at once instead of being asked of peers.
+        return await collectBlock(
+          helia.blockstore.get(cid, { signal: options.signal, offline: true }),
+        );
+      } catch (error) {
+        return fail("getBlock", error, cid, options.signal);
+      }
+    },
+
     async *cat(cid, options) {
       const helia = await ready();
       try {

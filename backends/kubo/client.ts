@@ -36,6 +36,10 @@ export type KuboClient = {
   fail(operation: string, error: unknown, cid?: CID): never;
 };
 
+/** Kubo's messages for a path that does not exist inside a DAG (`dag get CID/path`). */
+const DAG_PATH_ERROR =
+  /no link named|key not found|invalid segment for lookup|called on a \w+ node/i;
+
 export function createKuboClient(params: KuboBackendParams): KuboClient {
   const { label } = params;
   const transport = () =>
@@ -46,13 +50,11 @@ export function createKuboClient(params: KuboBackendParams): KuboClient {
 
   function fail(operation: string, error: unknown, cid?: CID): never {
     if (error instanceof RpcDaemonError) {
-      if (
-        cid &&
-        /not found|could not find|timed out|timeout|no link named/i.test(error.daemonMessage)
-      ) {
-        if (/no link named/i.test(error.daemonMessage)) {
-          throw new BackendRequestError(label, operation, error.daemonMessage, { cause: error });
-        }
+      // A path that does not exist inside a DAG is the request's fault, not missing content.
+      if (DAG_PATH_ERROR.test(error.daemonMessage)) {
+        throw new BackendRequestError(label, operation, error.daemonMessage, { cause: error });
+      }
+      if (cid && /not found|could not find|timed out|timeout/i.test(error.daemonMessage)) {
         throw new ContentUnavailableError(label, cid.toString(), {
           cause: error,
           details: error.daemonMessage,

@@ -12,7 +12,7 @@ import { isRecord, ndjson, RpcDaemonError, readJson } from "./rpc.js";
 
 /**
  * The content role of a Kubo RPC daemon: `add`, `dag/put|get|export|import`, `cat`,
- * `block/stat`. What it stores it pins through `pins` (the same daemon's pin role) whenever
+ * `block/stat|get`. What it stores it pins through `pins` (the same daemon's pin role) whenever
  * the daemon cannot name the pin in the same call.
  */
 export function createKuboContent(client: KuboClient, pins: PinBackend): ContentBackend {
@@ -213,6 +213,21 @@ export function createKuboContent(client: KuboClient, pins: PinBackend): Content
         return { value: dagJson.decode(bytes), remainderPath: "" };
       } catch (error) {
         return fail("getDag", error, cid);
+      }
+    },
+
+    async getBlock(cid, options) {
+      try {
+        // offline: a block the daemon lacks is an error at once, never a network fetch.
+        const body = await client.call("block/get", {
+          args: { arg: cid.toString(), offline: true },
+          signal: options.signal,
+        });
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of body) chunks.push(chunk);
+        return new Uint8Array(Buffer.concat(chunks));
+      } catch (error) {
+        return fail("getBlock", error, cid);
       }
     },
 

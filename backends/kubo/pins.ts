@@ -106,19 +106,45 @@ export function createKuboPins(client: KuboClient): PinBackend {
           return fail("getPin", error);
         }
       };
-      const recursive = await look("recursive");
-      if (recursive || (await client.dialect(options.signal)) !== "kubo") return recursive;
       // Kubo turns a direct pin into Quasar's recursive one when Quasar pins the CID: the
       // other user's pin would then go with Quasar's unpin. A second look (about 0.1 ms of
       // daemon CPU, against 2 ms for the pin itself: bench/ownership-check.ts) finds it; a
-      // `type=all` look would also walk every recursive pin's DAG for indirect ones.
-      const direct = await look("direct");
+      // `type=all` look would also walk every recursive pin's DAG for indirect ones. Both
+      // looks go out at once: the common answer (not pinned) needs both, and a caller waits
+      // one round trip instead of two.
+      const kubo = (await client.dialect(options.signal)) === "kubo";
+      const [recursive, direct] = await Promise.all([
+        look("recursive"),
+        kubo ? look("direct") : undefined,
+      ]);
+      if (recursive) return recursive;
       return direct ? { ...direct, direct: true } : undefined;
     },
 
     async storesPinNames(options) {
       await client.dialect(options.signal).catch((error: unknown) => fail("version", error));
       return client.storesNames();
+    },
+
+    async addresses(options) {
+      let answer: unknown;
+      try {
+        answer = await readJson(await client.call("id", { signal: options.signal }));
+      } catch (error) {
+        return fail("id", error);
+      }
+      return p2pAddresses(answer);
+    },
+
+    async connect(addresses, options) {
+      // One call per address: Kubo fails the whole call when one of several cannot be dialled.
+      await Promise.allSettled(
+        addresses.map(async (address) =>
+          readJson(
+            await client.call("swarm/connect", { args: { arg: address }, signal: options.signal }),
+          ),
+        ),
+      );
     },
   };
 }
@@ -132,4 +158,20 @@ function toListing(cidText: string, entry: Record<string, unknown>): PinListing 
         ? entry.Metadata.name
         : undefined;
   return name === undefined ? { cid } : { cid, name };
+}
+
+/**
+ * The daemon's dialable addresses from its `id` answer, each ending in `/p2p/<peer id>`; the
+ * bare `/p2p/<peer id>` when it lists none (an offline daemon).
+ */
+export function p2pAddresses(answer: unknown): string[] {
+  if (!isRecord(answer) || typeof answer.ID !== "string" || answer.ID === "") return [];
+  const id = answer.ID;
+  const listed = Array.isArray(answer.Addresses) ? answer.Addresses : [];
+  const out: string[] = [];
+  for (const address of listed) {
+    if (typeof address !== "string" || !address.startsWith("/")) continue;
+    out.push(/\/p2p\/[^/]+$/.test(address) ? address : `${address}/p2p/${id}`);
+  }
+  return out.length > 0 ? out : [`/p2p/${id}`];
 }

@@ -10,6 +10,7 @@ import { ownedCids } from "@/db/ledger/reads.js";
 import { requiredReplicas } from "@/reconciler/engine/decide-replicas.js";
 import { openDatabase, parseWholeNumber, toJson } from "../common.js";
 import { DatabaseReadError, UsageError } from "../errors.js";
+import { createProgress } from "../progress.js";
 import { resolveConfig } from "../settings.js";
 import { formatTable } from "../table.js";
 
@@ -52,10 +53,13 @@ export async function verifyBackends(
   const schema = config.QUASAR_RECONCILER_SCHEMA;
   try {
     const desired = new Set<string>();
+    const loading = createProgress("reading the desired set", { unit: "CIDs" });
     try {
       for await (const page of streamDesiredPages(db, schema, { signal })) {
         for (const cid of page) desired.add(cid);
+        loading.update(desired.size);
       }
+      loading.done();
     } catch (error) {
       if (isMissingRelation(error)) {
         throw new UsageError("the desired set does not exist yet", {
@@ -116,12 +120,14 @@ async function verifyOne(
     foreign: 0,
     sampled: [],
   };
+  const listing = createProgress(`listing ${backend.label}'s pins`, { unit: "pins" });
   try {
     await backend.open();
     const pinned = new Set<string>();
     for await (const pin of backend.pins.listPins({ signal })) {
       const cid = pin.cid.toV1().toString();
       pinned.add(cid);
+      listing.update(pinned.size);
       if (desired.has(cid)) {
         copies.set(cid, (copies.get(cid) ?? 0) + (pin.copies ?? 1));
         continue;
@@ -129,10 +135,14 @@ async function verifyOne(
       if (owned.has(cid) || pin.name === QUASAR_PIN_NAME) result.extraOurs.push(cid);
       else result.foreign++;
     }
+    listing.done();
     result.pinned = pinned.size;
     for (const cid of desired) if (!pinned.has(cid)) result.missing.push(cid);
     const candidates = [...desired].filter((cid) => pinned.has(cid));
+    const sampling = createProgress(`checking ${backend.label}'s blocks`, { unit: "CIDs" });
+    const sampleSize = Math.min(sample, candidates.length);
     for (let index = 0; index < sample && candidates.length > 0; index++) {
+      sampling.update(index, sampleSize);
       const [cid] = candidates.splice(randomInt(candidates.length), 1) as [string];
       result.sampled.push(
         backend.content
@@ -145,7 +155,10 @@ async function verifyOne(
             },
       );
     }
+    if (sampleSize > 0) sampling.update(sampleSize, sampleSize);
+    sampling.done();
   } catch (error) {
+    listing.done();
     result.error = describeError(error);
   } finally {
     await backend.close().catch(() => {});

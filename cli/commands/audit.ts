@@ -18,7 +18,7 @@ import { openDatabase, parseBlock, parseInstant, pickChain } from "../common.js"
 import { commandEnvironment } from "../dev-env.js";
 import { UsageError } from "../errors.js";
 import { createProgress } from "../progress.js";
-import { resolveConfig } from "../settings.js";
+import { addSettingOptions, applySettingFlags, resolveConfig } from "../settings.js";
 import { runAuditLog } from "./audit-log.js";
 import { runAuditVerify } from "./audit-verify.js";
 
@@ -47,7 +47,10 @@ export async function runReplay(
     options.toBlock === undefined ? undefined : parseBlock(options.toBlock, "--to-block");
   const at = options.at === undefined ? undefined : parseInstant(options.at, "--at");
   const now = new Date();
-  const progress = createProgress(`replaying chain ${chain.id}`);
+  const progress = createProgress(
+    `replaying chain ${chain.id}${options.rpc === undefined ? "" : " from its RPC"}`,
+    { unit: options.rpc === undefined ? "blocks" : "blocks read (registry, then PinHash logs)" },
+  );
 
   try {
     if (options.rpc !== undefined) {
@@ -181,7 +184,7 @@ export function registerAuditCommands(program: Command, signal: AbortSignal): vo
     .command("audit")
     .description("Recompute and check what Quasar pins, trusting as little of it as you choose");
 
-  audit
+  const replay = audit
     .command("replay")
     .description(
       "Recompute one chain's desired set with the reconciler's derivation, from Quasar's database or (--rpc) straight from the chain's logs. Prints the set on stdout and a digest line on stderr.",
@@ -201,10 +204,11 @@ export function registerAuditCommands(program: Command, signal: AbortSignal): vo
     .option("--offchain <file>", "JSON list of the operator's off-chain registrations (--rpc)")
     .option("--include-optimistic", "include optimistic uploads (database replay only)")
     .option("--format <format>", "json or csv", "json")
-    .option("--digest-only", "print only the digest line, on stdout")
-    .action(async (options: ReplayOptions) => {
+    .option("--digest-only", "print only the digest line, on stdout");
+  addSettingOptions(replay, { hidden: true }).action(
+    async (options: ReplayOptions & Record<string, unknown>) => {
       const format = parseFormat(options.format);
-      const env = commandEnvironment(process.env, process.cwd());
+      const env = applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
       const { result, source } = await runReplay(options, env, signal);
       if (options.digestOnly) {
         process.stdout.write(`${digestLine(result)}\n`);
@@ -216,38 +220,43 @@ export function registerAuditCommands(program: Command, signal: AbortSignal): vo
           : `${JSON.stringify(replayToJson(result, source), null, 2)}\n`,
       );
       process.stderr.write(`${digestLine(result)}\n`);
-    });
+    },
+  );
 
-  audit
+  const verify = audit
     .command("verify")
     .description(
       "Compare the desired set with each backend's real pins: missing, extra-but-ours, foreign. Exit 1 when anything desired is missing.",
     )
     .option("--sample <k>", "also check K random desired CIDs block by block on each backend")
-    .option("--json", "print JSON")
-    .action(async (options: { sample?: string; json?: boolean }) => {
-      const env = commandEnvironment(process.env, process.cwd());
+    .option("--json", "print JSON");
+  addSettingOptions(verify, { hidden: true }).action(
+    async (options: { sample?: string; json?: boolean } & Record<string, unknown>) => {
+      const env = applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
       process.exitCode = await runAuditVerify(options, env, signal);
-    });
+    },
+  );
 
-  audit
+  const log = audit
     .command("log")
     .description("The reconcile log: every pin and unpin, why, and its outcome")
     .option("--cid <cid>", "only this CID (any spelling)")
     .option("--since <time>", "from this instant (ISO 8601 or Unix seconds)")
     .option("--until <time>", "up to this instant")
     .option("--limit <n>", "at most this many rows (newest first)", "100")
-    .option("--json", "print JSON lines")
-    .action(
-      async (options: {
+    .option("--json", "print JSON lines");
+  addSettingOptions(log, { hidden: true }).action(
+    async (
+      options: {
         cid?: string;
         since?: string;
         until?: string;
         limit: string;
         json?: boolean;
-      }) => {
-        const env = commandEnvironment(process.env, process.cwd());
-        await runAuditLog(options, env);
-      },
-    );
+      } & Record<string, unknown>,
+    ) => {
+      const env = applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
+      await runAuditLog(options, env);
+    },
+  );
 }

@@ -12,7 +12,7 @@ import {
 import { pickChain } from "../common.js";
 import { commandEnvironment, DEV_STORAGE_KEY } from "../dev-env.js";
 import { UsageError } from "../errors.js";
-import { resolveConfig } from "../settings.js";
+import { addSettingOptions, applySettingFlags, resolveConfig } from "../settings.js";
 import { resolveSigner } from "../signer.js";
 
 type ChainOptions = {
@@ -24,6 +24,7 @@ type ChainOptions = {
 };
 
 function addChainOptions(command: Command): Command {
+  addSettingOptions(command, { hidden: true });
   return command
     .option("--chain <id>", "configured chain to use (required when several are configured)")
     .option("--rpc <url>", "RPC to send to (default: the chain's configured rpc)")
@@ -74,7 +75,7 @@ export function registerContractsCommands(program: Command, _signal: AbortSignal
     if (what !== "registry" && what !== "storage") {
       throw new UsageError(`deploy expects "registry" or "storage", got "${what}"`);
     }
-    const env = commandEnvironment(process.env, process.cwd());
+    const env = applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
     const { clients, registry } = await connect(options, env);
     if (what === "registry") {
       const deployed = await deployRegistry(clients);
@@ -101,7 +102,7 @@ export function registerContractsCommands(program: Command, _signal: AbortSignal
         ),
     ).action(async (address: string, options: ChainOptions) => {
       const contract = parseAddress(address, "address");
-      const env = commandEnvironment(process.env, process.cwd());
+      const env = applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
       const { clients, registry } = await connect(options, env);
       const hash = await setRegistration(clients, registry, contract, action);
       process.stdout.write(`${action}ed ${contract} in ${registry} (transaction ${hash})\n`);
@@ -122,7 +123,7 @@ export function registerContractsCommands(program: Command, _signal: AbortSignal
       if (!check.valid)
         throw new UsageError(`"${cid}" is not a CID: ${check.reason} (${check.detail})`);
     }
-    const env = commandEnvironment(process.env, process.cwd());
+    const env = applySettingFlags(options, commandEnvironment(process.env, process.cwd()));
     const contractText = options.contract ?? env[DEV_STORAGE_KEY];
     if (contractText === undefined) {
       throw new UsageError(

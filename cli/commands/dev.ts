@@ -17,10 +17,12 @@ import {
 } from "../chain-ops.js";
 import { DEV_DIR, DEV_REGISTRY_KEY, DEV_STORAGE_KEY, writeDevEnv } from "../dev-env.js";
 import { StartupError } from "../errors.js";
+import { chooseLogFormat, useColor } from "../log-format.js";
 import { maskUrl } from "../mask.js";
 import { startLocalChain } from "../runtime/anvil.js";
 import { startEmbeddedPostgres } from "../runtime/postgres.js";
 import { superviseChildren } from "../runtime/supervisor.js";
+import { createTailBuffer } from "../runtime/tail-buffer.js";
 import { addSettingOptions, resolveConfig, settingFlagsFrom } from "../settings.js";
 import { ANVIL_DEFAULT_KEY } from "../signer.js";
 import { PARTS, partSpecs } from "./start.js";
@@ -91,6 +93,11 @@ async function waitForHttp(url: string, signal: AbortSignal, timeoutMs: number):
   return false;
 }
 
+/** Ponder's line for a block without events: one a second on anvil, shown only with --verbose. */
+function isEmptyBlockLine(line: string): boolean {
+  return /\bIndexed block\b.*\bevent_count=0\b/.test(line);
+}
+
 function banner(info: {
   apiUrl: string;
   rpcUrl: string;
@@ -105,6 +112,7 @@ function banner(info: {
     "",
     "Quasar is running (Ctrl-C stops everything).",
     "",
+    `  dashboard  ${info.apiUrl}/ui`,
     `  API        ${info.apiUrl}   (docs: ${info.apiUrl}/docs)`,
     `  chain      ${info.rpcUrl}   (anvil, chain 31337, one block a second)`,
     `  indexer    ${info.indexerUrl}/status`,
@@ -127,7 +135,13 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       .command("dev")
       .description(
         "Run the whole stack on embedded defaults: PostgreSQL (unless DATABASE_URL is set), a local anvil chain with the contracts, the indexer, the reconciler, the API and an embedded IPFS node. Data under ./.quasar.",
-      ),
+      )
+      .option(
+        "--verbose",
+        "also show PostgreSQL's and anvil's own output, and the indexer's blocks without events",
+      )
+      .option("--pretty", "render the parts' logs for a person (the default here)")
+      .option("--json", "the parts' raw JSON log lines instead"),
   ).action(async (options: Record<string, unknown>) => {
     const cwd = process.cwd();
     const dir = resolve(cwd, DEV_DIR);
@@ -135,6 +149,9 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
     // Validate what the user gave before starting anything.
     const given = resolveConfig(process.env, flags);
     const log = process.stderr;
+    // PostgreSQL's and anvil's chatter only with --verbose; their last lines are shown if
+    // either fails to start.
+    const noise = options.verbose === true ? undefined : createTailBuffer();
     const cleanups: (() => Promise<void>)[] = [];
     const cleanup = async () => {
       for (const step of cleanups.reverse()) await step().catch(() => {});
@@ -145,7 +162,12 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       if (embeddedDatabase) {
         const port = await getPort({ port: portNumbers(5433, 5499), host: "127.0.0.1" });
         log.write(`starting PostgreSQL on port ${port} (.quasar/pg)\n`);
-        const database = await startEmbeddedPostgres({ dataDir: join(dir, "pg"), port, log });
+        const database = await startEmbeddedPostgres({
+          dataDir: join(dir, "pg"),
+          port,
+          log,
+          ...(noise ? { output: noise } : {}),
+        });
         cleanups.push(() => database.stop());
         databaseUrl = database.url;
       }
@@ -153,7 +175,12 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
 
       const rpcPort = await getPort({ port: portNumbers(8545, 8599), host: "127.0.0.1" });
       log.write(`starting anvil on port ${rpcPort} (.quasar/anvil)\n`);
-      const chain = await startLocalChain({ dir: join(dir, "anvil"), port: rpcPort, log });
+      const chain = await startLocalChain({
+        dir: join(dir, "anvil"),
+        port: rpcPort,
+        log,
+        ...(noise ? { output: noise } : {}),
+      });
       cleanups.push(() => chain.stop());
       if (signal.aborted) return;
 
@@ -205,9 +232,25 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       cleanups.push(() => rm(join(dir, "dev.env"), { force: true }));
       if (signal.aborted) return;
 
+      const verbose = options.verbose === true;
+      const children = partSpecs(
+        PARTS,
+        env,
+        cwd,
+        config,
+        // Ponder's pg client warns of a deprecation on every start: noise to a user.
+        verbose
+          ? {}
+          : { indexer: { NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} --no-deprecation`.trim() } },
+      ).map((spec) =>
+        spec.name === "indexer" && !verbose ? { ...spec, hide: isEmptyBlockLine } : spec,
+      );
       const supervisor = superviseChildren({
-        children: partSpecs(PARTS, env, cwd, config),
+        children,
         signal,
+        format: chooseLogFormat(options, "pretty"),
+        // The parts log to stdout: colour when that is a terminal.
+        color: useColor(process.stdout),
       });
       const host = config.QUASAR_API_HOST === "0.0.0.0" ? "127.0.0.1" : config.QUASAR_API_HOST;
       const apiUrl = `http://${host}:${config.QUASAR_API_PORT}`;
@@ -238,6 +281,9 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       }
       await supervisor.done;
     } catch (error) {
+      if (noise && error instanceof StartupError) {
+        for (const line of noise.lines()) log.write(`${line}\n`);
+      }
       if (error instanceof StartupError || !signal.aborted) throw error;
     } finally {
       log.write("stopping\n");

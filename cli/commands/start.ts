@@ -8,6 +8,7 @@ import { createIndexerLagProbe } from "@/api/indexer-lag.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { INDEXER_ROOT_ENTRIES } from "@/core/indexer-inputs.js";
 import { StartupError } from "../errors.js";
+import { chooseLogFormat, useColor } from "../log-format.js";
 import { PACKAGE_ROOT, PONDER_BIN, QUASAR_BIN } from "../runtime/paths.js";
 import { startEmbeddedPostgres } from "../runtime/postgres.js";
 import { exitOf, exitWithParent, stopGroup } from "../runtime/processes.js";
@@ -201,7 +202,9 @@ export function registerStartCommands(program: Command, signal: AbortSignal): vo
         "--embedded-postgres",
         "run an embedded PostgreSQL under .quasar/pg instead of DATABASE_URL",
       )
-      .option("--only <parts>", "comma-separated subset of indexer,reconciler,api"),
+      .option("--only <parts>", "comma-separated subset of indexer,reconciler,api")
+      .option("--pretty", "render the parts' logs for a person (default on a terminal)")
+      .option("--json", "the parts' raw JSON log lines (default when stdout is not a terminal)"),
   ).action(async (options: Record<string, unknown>) => {
     const flags = settingFlagsFrom(options);
     // Validate before anything starts: a bad setting stops here, named.
@@ -221,6 +224,8 @@ export function registerStartCommands(program: Command, signal: AbortSignal): vo
       const supervisor = superviseChildren({
         children: partSpecs(parts, env, process.cwd(), config),
         signal,
+        format: chooseLogFormat(options, process.stdout.isTTY ? "pretty" : "json"),
+        color: useColor(process.stdout),
       });
       await supervisor.done;
     } finally {

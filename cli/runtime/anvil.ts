@@ -19,6 +19,8 @@ export async function startLocalChain(options: {
   chainId?: number;
   blockTimeSeconds?: number;
   log: NodeJS.WritableStream;
+  /** The child's own output (default: `log`); `quasar dev` hides it unless --verbose. */
+  output?: NodeJS.WritableStream;
 }): Promise<LocalChain> {
   const dir = resolve(options.dir);
   await mkdir(dir, { recursive: true });
@@ -42,8 +44,8 @@ export async function startLocalChain(options: {
     ],
     { detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
-  prefixLines(child.stdout, "anvil    │ ", options.log);
-  prefixLines(child.stderr, "anvil    │ ", options.log);
+  prefixLines(child.stdout, "anvil    │ ", options.output ?? options.log);
+  prefixLines(child.stderr, "anvil    │ ", options.output ?? options.log);
   let exited = false;
   void exitOf(child).then(() => {
     exited = true;

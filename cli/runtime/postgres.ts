@@ -133,6 +133,8 @@ export async function startEmbeddedPostgres(options: {
   dataDir: string;
   port: number;
   log: NodeJS.WritableStream;
+  /** The child's own output (default: `log`); `quasar dev` hides it unless --verbose. */
+  output?: NodeJS.WritableStream;
 }): Promise<EmbeddedPostgres> {
   const dataDir = resolve(options.dataDir);
   const { postgres, initdb } = await binaries();
@@ -194,8 +196,8 @@ export async function startEmbeddedPostgres(options: {
         env: { ...process.env, LC_ALL: "C" },
       },
     );
-    prefixLines(child.stdout, "postgres │ ", options.log);
-    prefixLines(child.stderr, "postgres │ ", options.log);
+    prefixLines(child.stdout, "postgres │ ", options.output ?? options.log);
+    prefixLines(child.stderr, "postgres │ ", options.output ?? options.log);
     return child;
   };
 

@@ -56,6 +56,14 @@ export function prefixLines(
   prefix: string,
   out: NodeJS.WritableStream,
 ): void {
+  forEachLine(stream, (line) => out.write(`${prefix}${line}\n`));
+}
+
+/** Calls `onLine` with each complete line of `stream` (no newline), and the rest at the end. */
+export function forEachLine(
+  stream: NodeJS.ReadableStream | null | undefined,
+  onLine: (line: string) => void,
+): void {
   if (!stream) return;
   let pending = "";
   stream.setEncoding?.("utf8");
@@ -63,10 +71,10 @@ export function prefixLines(
     pending += chunk.toString();
     const lines = pending.split("\n");
     pending = lines.pop() ?? "";
-    for (const line of lines) out.write(`${prefix}${line}\n`);
+    for (const line of lines) onLine(line);
   });
   stream.on("end", () => {
-    if (pending.length > 0) out.write(`${prefix}${pending}\n`);
+    if (pending.length > 0) onLine(pending);
     pending = "";
   });
 }

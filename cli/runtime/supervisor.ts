@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { exitOf, prefixLines, stopGroup } from "./processes.js";
+import { type LogFormat, prefixRenderer, prettyRenderer } from "../log-format.js";
+import { exitOf, forEachLine, stopGroup } from "./processes.js";
 
 /**
  * Runs Quasar's parts as child processes: one log stream (each line prefixed with the
- * part's name), a crashed part restarted with exponential backoff, and an orderly stop when
- * the signal aborts (SIGTERM to each part's process group, SIGKILL after a deadline).
+ * part's name, or rendered for a person: `format`), a crashed part restarted with
+ * exponential backoff, and an orderly stop when the signal aborts (SIGTERM to each part's
+ * process group, SIGKILL after a deadline).
  */
 export type ChildSpec = {
   /** Short name used as the log prefix, e.g. "indexer". */
@@ -25,6 +27,8 @@ export type ChildSpec = {
    * for `unhealthyAfterMs` is stopped and so restarted like a crash.
    */
   health?: { check: () => Promise<boolean>; intervalMs?: number; unhealthyAfterMs: number };
+  /** Lines not shown (`quasar dev` without --verbose: the indexer's empty blocks). */
+  hide?: (line: string) => boolean;
 };
 
 export type SupervisorEvent =
@@ -50,6 +54,10 @@ export type SupervisorOptions = {
   onEvent?: (event: SupervisorEvent) => void;
   /** Longest wait for a child's `ready` before the next one starts anyway. Default 120 s. */
   readyTimeoutMs?: number;
+  /** `json` (default): each line as the part wrote it, prefixed; `pretty`: cli/log-format.ts. */
+  format?: LogFormat;
+  /** ANSI colours in the `pretty` format. Default false. */
+  color?: boolean;
 };
 
 export type Supervisor = {
@@ -77,12 +85,16 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
   const maxMs = options.backoffMaxMs ?? 60_000;
   const stableAfterMs = options.stableAfterMs ?? 60_000;
   const width = Math.max(...options.children.map((child) => child.name.length));
+  const render =
+    options.format === "pretty"
+      ? prettyRenderer(width, options.color ?? false)
+      : prefixRenderer(width);
   const running = new Map<string, ChildProcess>();
 
   const runOne = async (spec: ChildSpec, started: () => void): Promise<void> => {
     let failures = 0;
     let attempt = 0;
-    const prefix = `${spec.name.padEnd(width)} │ `;
+    const note = (text: string) => err.write(`${render(spec.name, text)}\n`);
     while (!options.signal.aborted) {
       attempt++;
       const startedAt = Date.now();
@@ -93,9 +105,12 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
         // stdin stays open: the child exits when it closes (we died), see exitWithParent.
         stdio: ["pipe", "pipe", "pipe"],
       });
-      child.on("error", (error) => err.write(`${prefix}failed to start: ${error.message}\n`));
-      prefixLines(child.stdout, prefix, out);
-      prefixLines(child.stderr, prefix, err);
+      child.on("error", (error) => note(`failed to start: ${error.message}`));
+      const show = (stream: NodeJS.WritableStream) => (line: string) => {
+        if (!spec.hide?.(line)) stream.write(`${render(spec.name, line)}\n`);
+      };
+      forEachLine(child.stdout, show(out));
+      forEachLine(child.stderr, show(err));
       running.set(spec.name, child);
       if (child.pid !== undefined)
         options.onEvent?.({ kind: "started", name: spec.name, pid: child.pid, attempt });
@@ -105,7 +120,7 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
         void stopGroup(child, { timeoutMs: options.stopTimeoutMs ?? 15_000 });
       options.signal.addEventListener("abort", stopOnAbort, { once: true });
       const stopWatching = spec.health
-        ? watchHealth(spec.name, spec.health, child, prefix)
+        ? watchHealth(spec.name, spec.health, child, note)
         : () => {};
       const { code, signal } = await exitOf(child);
       stopWatching();
@@ -116,9 +131,7 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
 
       failures = Date.now() - startedAt >= stableAfterMs ? 1 : failures + 1;
       const delayMs = restartDelayMs(failures, baseMs, maxMs);
-      err.write(
-        `${prefix}exited (${signal ?? `code ${code}`}); restarting in ${(delayMs / 1000).toFixed(1)} s\n`,
-      );
+      note(`exited (${signal ?? `code ${code}`}); restarting in ${(delayMs / 1000).toFixed(1)} s`);
       options.onEvent?.({ kind: "restarting", name: spec.name, delayMs, attempt: attempt + 1 });
       try {
         await sleep(delayMs, undefined, { signal: options.signal });
@@ -133,7 +146,7 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
     name: string,
     health: NonNullable<ChildSpec["health"]>,
     child: ChildProcess,
-    prefix: string,
+    note: (text: string) => void,
   ): (() => void) => {
     let unhealthySince: number | undefined;
     let polling = false;
@@ -148,7 +161,7 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
         if (unhealthySince !== undefined && now - unhealthySince >= health.unhealthyAfterMs) {
           const forMs = now - unhealthySince;
           unhealthySince = undefined;
-          err.write(`${prefix}unhealthy for ${Math.round(forMs / 1000)} s; stopping it\n`);
+          note(`unhealthy for ${Math.round(forMs / 1000)} s; stopping it`);
           if (child.pid !== undefined)
             options.onEvent?.({ kind: "unhealthy", name, pid: child.pid, forMs });
           void stopGroup(child, { timeoutMs: options.stopTimeoutMs ?? 15_000 });

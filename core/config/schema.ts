@@ -136,6 +136,10 @@ const chains = z
     return result.data.map((chain) => ({ ...chain, name: chain.name ?? `chain${chain.id}` }));
   });
 
+/** Dashboard views an operator may open to everyone (QUASAR_UI_PUBLIC); keys never. */
+export const PUBLIC_UI_VIEWS = ["overview", "pin", "stuck", "backends"] as const;
+export type PublicUiView = (typeof PUBLIC_UI_VIEWS)[number];
+
 const schemaName = (fallback: string) =>
   z
     .string()
@@ -198,13 +202,13 @@ export const configSchema = z
       "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",
     ),
     QUASAR_BACKENDS: list("helia://.quasar/ipfs").describe(
-      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://, cluster+http(s)://).",
+      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://, cluster+http(s)://, psa+http(s)://).",
     ),
     QUASAR_MIN_REPLICAS: integer(0, 0, 1_000).describe(
       "Copies each desired CID must have (an IPFS Cluster counts each peer holding it, other backends one each); 0 means one on every configured backend.",
     ),
     QUASAR_RECONCILE_INTERVAL: duration("2s").describe(
-      "Pause between incremental reconcile steps.",
+      "Pause between incremental reconcile steps; an expiry (an upload's TTL) due sooner ends the pause early, at most one step per 250 ms.",
     ),
     QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
       "Period of the full sweep that compares every backend's real pins with the desired set.",
@@ -252,12 +256,32 @@ export const configSchema = z
       "Concurrent uploads per API key or client address; more are refused with 429. 0 disables the cap.",
     ),
     QUASAR_API_KEYS: list().describe(
-      "Comma-separated bearer tokens allowed to upload; empty lets anyone upload.",
+      "Bootstrap API keys (comma-separated bearer tokens) beside those made by `quasar keys create`; uploads need a key when either exists, the Pinning Service API always.",
     ),
     QUASAR_ADMIN_TOKEN: z
       .string()
       .default("")
       .describe("Bearer token for admin routes; empty disables them."),
+    QUASAR_UI_PUBLIC: list()
+      .transform((views, ctx) => {
+        const unknown = views.filter(
+          (view) => !(PUBLIC_UI_VIEWS as readonly string[]).includes(view),
+        );
+        if (unknown.length > 0) {
+          ctx.addIssue({
+            code: "custom",
+            message: `expected a comma-separated list of ${PUBLIC_UI_VIEWS.join(", ")}, got "${unknown.join(",")}"`,
+          });
+          return z.NEVER;
+        }
+        return views as PublicUiView[];
+      })
+      .describe(
+        `Dashboard views (/ui) shown without signing in, comma-separated: ${PUBLIC_UI_VIEWS.join(", ")}; empty shows none (the keys view always needs the admin token).`,
+      ),
+    QUASAR_UI_STUCK_AFTER: duration("10m").describe(
+      "The dashboard's stuck view lists pins queued or pinning for longer than this (and every failed pin).",
+    ),
     QUASAR_RATE_LIMIT: integer(100, 0).describe(
       "Requests per window per API key or client address; 0 disables the limit.",
     ),

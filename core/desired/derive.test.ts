@@ -32,7 +32,7 @@ type Case = {
 
 /** Renders a reason compactly for the table: kind, contract letter, chain when not 1. */
 function short(reason: DesiredReason): string {
-  if (reason.kind === "optimistic") return "optimistic";
+  if (reason.kind === "optimistic" || reason.kind === "psa") return reason.kind;
   const letter = reason.contract === CONTRACT_A ? "A" : reason.contract === CONTRACT_B ? "B" : "?";
   return `${reason.kind}:${letter}${reason.chainId === 1 ? "" : `@${reason.chainId}`}`;
 }

@@ -60,6 +60,21 @@ describe("digestDesiredSet", () => {
     expect(included.digest).not.toBe(digestDesiredSet(derive(10n).values()).digest);
   });
 
+  it("never digests Pinning Service API requests, with or without optimistic uploads", () => {
+    const base = [...derive(10n).values()];
+    const withPsa = base.map((entry) =>
+      entry.cid === C0
+        ? { ...entry, reasons: [...entry.reasons, { kind: "psa" as const, requests: 2 }] }
+        : entry,
+    );
+    const psaOnly = { cid: CIDS[3], reasons: [{ kind: "psa" as const, requests: 1 }] };
+    const all = [...withPsa, { ...psaOnly, nextChangeAt: null }];
+    expect(digestDesiredSet(all)).toEqual(digestDesiredSet(base));
+    expect(digestDesiredSet(all, { includeOptimistic: true })).toEqual(
+      digestDesiredSet(base, { includeOptimistic: true }),
+    );
+  });
+
   it("changes when a demotion starts", () => {
     const demoted = deriveDesiredSet({
       events: [...events, unregister(CONTRACT_A, { block: 12n })],

@@ -11,7 +11,8 @@ import type { DesiredEntry, DesiredReason } from "./reasons.js";
  * the PinHash, and for a demotion the instant it ends. Left out: Ponder event ids (another
  * indexer numbers logs its own way), confirmationsLeft (a view of the same finality), and
  * optimistic uploads (local knowledge no chain replay can see) unless `includeOptimistic`,
- * for comparing two replays of Quasar's own database.
+ * for comparing two replays of Quasar's own database. Pinning Service API requests are
+ * always left out: no replay reads them.
  */
 export type DigestOptions = { includeOptimistic?: boolean };
 
@@ -54,6 +55,10 @@ function renderReason(reason: DesiredReason, options: DigestOptions): string | u
   switch (reason.kind) {
     case "optimistic":
       return options.includeOptimistic ? `optimistic ${reason.expiresAt.toISOString()}` : undefined;
+    case "psa":
+      // Pinning Service API requests live in this database alone and no replay reads them
+      // (not even a database replay with includeOptimistic): never digested.
+      return undefined;
     case "confirmed":
     case "pending":
       return `${reason.kind} ${reason.chainId} ${reason.contract} ${reason.blockNumber} ${reason.transactionHash}`;

@@ -39,17 +39,22 @@ export type Evaluation = {
 
 /**
  * Applies every desired-set rule to one CID: its PinHash refs (from all chains and
- * contracts) and the latest expiry of its optimistic uploads. The one place each rule lives;
+ * contracts), the latest expiry of its optimistic uploads and how many Pinning Service API
+ * requests name it. The one place each rule lives;
  * the pure derivation and the reconciler's incremental store both call it.
  */
 export function evaluateCid(
   refs: readonly PinRef[],
   optimisticExpiresAt: Date | null | undefined,
   context: EvaluationContext,
+  psaRequests = 0,
 ): Evaluation {
   const nowMs = context.now.getTime();
   const reasons: DesiredReason[] = [];
   let nextChangeMs = Number.POSITIVE_INFINITY;
+
+  // Rule: a Pinning Service API request holds its CID until it is deleted (no TTL).
+  if (psaRequests > 0) reasons.push({ kind: "psa", requests: psaRequests });
 
   // Rule: an upload is desired while now < expiresAt (the latest expiry of the CID wins).
   if (optimisticExpiresAt && nowMs < optimisticExpiresAt.getTime()) {

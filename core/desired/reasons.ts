@@ -4,7 +4,13 @@ import type { Hex } from "@/src/events.js";
  * Why a CID is desired. Every desired CID carries at least one reason; a CID with none is
  * not desired. Reasons are data so the API can explain a pin and the auditors can digest it.
  */
-export const DESIRED_REASON_KINDS = ["confirmed", "pending", "optimistic", "demoted"] as const;
+export const DESIRED_REASON_KINDS = [
+  "confirmed",
+  "pending",
+  "optimistic",
+  "demoted",
+  "psa",
+] as const;
 export type DesiredReasonKind = (typeof DESIRED_REASON_KINDS)[number];
 
 /** The PinHash log a chain-derived reason stems from. */
@@ -47,7 +53,18 @@ export type DemotedReason = {
   unregisterId: string;
 } & PinHashRef;
 
-export type DesiredReason = ConfirmedReason | PendingReason | OptimisticReason | DemotedReason;
+/**
+ * Pinning Service API requests (any key's) that name the CID: desired until the last one is
+ * deleted, no TTL. Local knowledge like an upload: never part of the chain digest.
+ */
+export type PsaReason = { kind: "psa"; requests: number };
+
+export type DesiredReason =
+  | ConfirmedReason
+  | PendingReason
+  | OptimisticReason
+  | DemotedReason
+  | PsaReason;
 
 /** One desired CID with every reason that holds now. */
 export type DesiredEntry = {
@@ -67,6 +84,7 @@ export type DesiredReasonJson =
   | ({ kind: "confirmed" } & PinHashRefJson)
   | ({ kind: "pending"; confirmationsLeft: number } & PinHashRefJson)
   | { kind: "optimistic"; expiresAt: string }
+  | { kind: "psa"; requests: number }
   | ({
       kind: "demoted";
       until: string;
@@ -87,6 +105,8 @@ export function reasonToJson(reason: DesiredReason): DesiredReasonJson {
   switch (reason.kind) {
     case "optimistic":
       return { kind: "optimistic", expiresAt: reason.expiresAt.toISOString() };
+    case "psa":
+      return { kind: "psa", requests: reason.requests };
     case "confirmed":
       return { kind: "confirmed", ...refToJson(reason) };
     case "pending":
@@ -107,6 +127,8 @@ export function reasonFromJson(json: DesiredReasonJson): DesiredReason {
   switch (json.kind) {
     case "optimistic":
       return { kind: "optimistic", expiresAt: new Date(json.expiresAt) };
+    case "psa":
+      return { kind: "psa", requests: json.requests };
     case "confirmed":
       return { kind: "confirmed", ...refFromJson(json) };
     case "pending":
@@ -148,6 +170,7 @@ const KIND_ORDER: Record<DesiredReasonKind, number> = {
   pending: 1,
   demoted: 2,
   optimistic: 3,
+  psa: 4,
 };
 
 /** The canonical order of reasons: by kind, then chain, contract, block, event id. */
@@ -155,6 +178,7 @@ export function compareReasons(a: DesiredReason, b: DesiredReason): number {
   const byKind = KIND_ORDER[a.kind] - KIND_ORDER[b.kind];
   if (byKind !== 0) return byKind;
   if (a.kind === "optimistic" || b.kind === "optimistic") return 0;
+  if (a.kind === "psa" || b.kind === "psa") return 0;
   if (a.chainId !== b.chainId) return a.chainId - b.chainId;
   if (a.contract !== b.contract) return a.contract < b.contract ? -1 : 1;
   if (a.blockNumber !== b.blockNumber) return a.blockNumber < b.blockNumber ? -1 : 1;

@@ -251,12 +251,18 @@ describe("reasonFlags: one flag per reason kind present", () => {
       is_pending: false,
       is_optimistic: true,
       is_demoted: false,
+      is_psa: false,
+    });
+    expect(reasonFlags([{ kind: "psa", requests: 2 }])).toMatchObject({
+      is_optimistic: false,
+      is_psa: true,
     });
     expect(reasonFlags([])).toEqual({
       is_confirmed: false,
       is_pending: false,
       is_optimistic: false,
       is_demoted: false,
+      is_psa: false,
     });
   });
 });

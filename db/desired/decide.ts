@@ -190,6 +190,7 @@ export function reasonFlags(reasons: readonly DesiredReason[]): {
   is_pending: boolean;
   is_optimistic: boolean;
   is_demoted: boolean;
+  is_psa: boolean;
 } {
   const has = (kind: DesiredReason["kind"]) => reasons.some((r) => r.kind === kind);
   return {
@@ -197,5 +198,6 @@ export function reasonFlags(reasons: readonly DesiredReason[]): {
     is_pending: has("pending"),
     is_optimistic: has("optimistic"),
     is_demoted: has("demoted"),
+    is_psa: has("psa"),
   };
 }

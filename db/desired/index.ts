@@ -10,5 +10,6 @@ export type {
   DesiredCounts,
   DesiredLag,
   DesiredReason,
+  DesiredStepResult,
   DesiredStore,
 } from "./types.js";

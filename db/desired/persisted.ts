@@ -126,13 +126,6 @@ export async function loadRefs(db: Db, cids: readonly string[]): Promise<Map<str
 }
 
 /** Every CID with a persisted PinHash ref from one of the given contracts. */
-export async function cidsOfContracts(db: Db, keys: readonly string[]): Promise<string[]> {
-  if (keys.length === 0) return [];
-  const rows = await db
-    .selectFrom("pin_ref")
-    .select("cid")
-    .distinct()
-    .where(contractsIn(keys))
-    .execute();
-  return rows.map((row) => row.cid);
+export function cidsOfContractsQuery(db: Db, keys: readonly string[]) {
+  return db.selectFrom("pin_ref").select("cid").distinct().where(contractsIn(keys));
 }

@@ -58,6 +58,7 @@ export async function countDesired(db: Kysely<Database>, schema: string): Promis
       eb.fn.countAll<bigint | string>().filterWhere("is_pending", "=", true).as("pending"),
       eb.fn.countAll<bigint | string>().filterWhere("is_optimistic", "=", true).as("optimistic"),
       eb.fn.countAll<bigint | string>().filterWhere("is_demoted", "=", true).as("demoted"),
+      eb.fn.countAll<bigint | string>().filterWhere("is_psa", "=", true).as("psa"),
     ])
     .executeTakeFirstOrThrow();
   return {
@@ -66,6 +67,7 @@ export async function countDesired(db: Kysely<Database>, schema: string): Promis
     pending: Number(row.pending),
     optimistic: Number(row.optimistic),
     demoted: Number(row.demoted),
+    psa: Number(row.psa),
   };
 }
 
@@ -88,4 +90,15 @@ export async function storedReasons(
     .execute();
   for (const row of rows) out.set(row.cid, row.reasons.map(reasonFromJson));
   return out;
+}
+
+/** The earliest `next_change_at` of the desired set (its partial index answers it); null when none. */
+export async function earliestChangeAt(db: Kysely<Database>, schema: string): Promise<Date | null> {
+  const row = await db
+    .withSchema(schema)
+    .selectFrom("desired_cid")
+    .select((eb) => eb.fn.min("next_change_at").as("at"))
+    .executeTakeFirst();
+  const at = row?.at as Date | string | null | undefined;
+  return at === null || at === undefined ? null : new Date(at);
 }

@@ -5,8 +5,10 @@ import { reasonFromJson } from "@/core/desired/reasons.js";
 import { contractKey, insertAction, type RegistrationAction } from "@/core/desired/timeline.js";
 import type { ChainEvent, ChainProgress, Hex } from "@/src/events.js";
 import type { Database } from "../database.js";
+import { psaRequestCounts } from "../psa/counts.js";
 import { createReadModel, toChainEvent } from "../read-model/index.js";
 import { latestOptimisticExpiries } from "../uploads/record.js";
+import { AffectedCids } from "./affected.js";
 import {
   canonicalReasons,
   type DesiredRow,
@@ -17,8 +19,8 @@ import {
   overlayTail,
   reasonFlags,
 } from "./decide.js";
-import { cidsOfContracts, loadRefs, loadTimelines, parseContractKey } from "./persisted.js";
-import type { DesiredChange } from "./types.js";
+import { cidsOfContractsQuery, loadRefs, loadTimelines, parseContractKey } from "./persisted.js";
+import type { DesiredChange, DesiredStepResult } from "./types.js";
 
 /**
  * One step of the incremental desired store, inside one transaction:
@@ -41,6 +43,10 @@ export type StepParams = {
   now: Date;
   signal?: AbortSignal;
   logger?: Logger;
+  /** Changes returned at most; the rest are written but not returned (`truncated`). */
+  maxChanges?: number;
+  /** Affected CIDs held in memory before they spill (default AFFECTED_IN_MEMORY). */
+  affectedInMemory?: number;
 };
 
 /** Rows folded or evaluated per query: bounds memory and statement size. */
@@ -48,10 +54,12 @@ const FOLD_PAGE = 5_000;
 const EVALUATE_PAGE = 1_000;
 /** Events folded in one step above which the fold tables are analysed before evaluating. */
 const ANALYZE_AFTER_FOLDED = 50_000;
+/** Affected CIDs held in memory; beyond, they move to a temporary table (affected.ts). */
+const AFFECTED_IN_MEMORY = 50_000;
 
 /** What the fold and the tail leave for the collection and the evaluation. */
 type Overlay = {
-  affectedCids: Set<string>;
+  affectedCids: AffectedCids;
   standingCandidates: Set<string>;
   tailRefs: Map<string, PinRef[]>;
   tailActions: Map<string, RegistrationAction[]>;
@@ -59,7 +67,7 @@ type Overlay = {
   tailSize: number;
 };
 
-export async function runStep(params: StepParams): Promise<DesiredChange[]> {
+export async function runStep(params: StepParams): Promise<DesiredStepResult> {
   const { trx, now } = params;
   const started = performance.now();
   // Milliseconds per phase, for the debug log: where a slow step spends its time.
@@ -114,7 +122,7 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
     now,
     ttlMs: params.ttlMs,
   };
-  const changes = await evaluateAffected(params, overlay, context, timelinesFor);
+  const result = await evaluateAffected(params, overlay, context, timelinesFor);
   phase("evaluate");
   params.logger?.debug(
     {
@@ -123,12 +131,14 @@ export async function runStep(params: StepParams): Promise<DesiredChange[]> {
       folded: overlay.folded,
       tail: overlay.tailSize,
       evaluated: overlay.affectedCids.size,
-      changes: changes.length,
+      spilled: overlay.affectedCids.isSpilled,
+      changes: result.changes.length,
+      truncated: result.truncated,
       ms: Math.round(performance.now() - started),
     },
     "desired step",
   );
-  return changes;
+  return result;
 }
 
 /** 1 and 2: folds each chain's newly final events and reads its unfinalized tail. */
@@ -137,7 +147,7 @@ async function foldAndReadTail(params: StepParams, progress: ChainProgress[]): P
   const db = trx.withSchema(params.reconcilerSchema);
   const events = trx.withSchema(params.indexerSchema);
   const overlay: Overlay = {
-    affectedCids: new Set(),
+    affectedCids: new AffectedCids(trx, params.affectedInMemory ?? AFFECTED_IN_MEMORY),
     standingCandidates: new Set(),
     tailRefs: new Map(),
     tailActions: new Map(),
@@ -196,7 +206,7 @@ async function foldAndReadTail(params: StepParams, progress: ChainProgress[]): P
     overlay.tailSize += tail.length;
     overlayTail(tail, { refs: overlay.tailRefs, actions: overlay.tailActions });
   }
-  for (const cid of overlay.tailRefs.keys()) overlay.affectedCids.add(cid);
+  await overlay.affectedCids.add(overlay.tailRefs.keys());
   for (const key of overlay.tailActions.keys()) overlay.standingCandidates.add(key);
   return overlay;
 }
@@ -204,7 +214,7 @@ async function foldAndReadTail(params: StepParams, progress: ChainProgress[]): P
 /** Writes one page of final events to the fold tables; re-folding after a crash is a no-op. */
 async function writeFold(db: Kysely<Database>, page: ChainEvent[], overlay: Overlay) {
   const { refs, registrations, cids, contracts } = foldEvents(page);
-  for (const cid of cids) overlay.affectedCids.add(cid);
+  await overlay.affectedCids.add(cids);
   for (const key of contracts) overlay.standingCandidates.add(key);
   // Rows are keyed by the event id.
   for (let start = 0; start < refs.length; start += 1_000) {
@@ -238,7 +248,7 @@ async function collectAffected(
 ): Promise<void> {
   const { affectedCids, standingCandidates } = overlay;
   const dirtyCids = await db.deleteFrom("desired_dirty_cid").returning("cid").execute();
-  for (const row of dirtyCids) affectedCids.add(row.cid);
+  await affectedCids.add(dirtyCids.map((row) => row.cid));
   const dirtyContracts = await db
     .deleteFrom("desired_dirty_contract")
     .returning(["chain_id", "contract"])
@@ -259,19 +269,22 @@ async function collectAffected(
   await timelinesFor(standingCandidates);
   for (const key of await updateStandings(db, [...standingCandidates], timelines, finalizedBlockOf))
     affectedContracts.add(key);
-  for (const cid of await cidsOfContracts(db, [...affectedContracts])) affectedCids.add(cid);
+  if (affectedContracts.size > 0)
+    await affectedCids.addSelect(cidsOfContractsQuery(db, [...affectedContracts]));
+  const tailOfMoved: string[] = [];
   for (const [cid, refs] of overlay.tailRefs) {
     if (refs.some((ref) => affectedContracts.has(contractKey(ref.chainId, ref.contract))))
-      affectedCids.add(cid);
+      tailOfMoved.push(cid);
   }
+  await affectedCids.add(tailOfMoved);
   // A union, each arm served by its partial index (an OR would scan the whole set).
-  const due = await db
-    .selectFrom("desired_cid")
-    .select("cid")
-    .where("uses_tail", "=", true)
-    .unionAll(db.selectFrom("desired_cid").select("cid").where("next_change_at", "<=", now))
-    .execute();
-  for (const row of due) affectedCids.add(row.cid);
+  await affectedCids.addSelect(
+    db
+      .selectFrom("desired_cid")
+      .select("cid")
+      .where("uses_tail", "=", true)
+      .unionAll(db.selectFrom("desired_cid").select("cid").where("next_change_at", "<=", now)),
+  );
 }
 
 /**
@@ -340,16 +353,17 @@ async function evaluateAffected(
   overlay: Overlay,
   context: EvaluationContext,
   timelinesFor: (keys: Iterable<string>) => Promise<void>,
-): Promise<DesiredChange[]> {
+): Promise<DesiredStepResult> {
   const db = params.trx.withSchema(params.reconcilerSchema);
+  const maxChanges = params.maxChanges ?? Number.POSITIVE_INFINITY;
   const changes: DesiredChange[] = [];
-  const sorted = [...overlay.affectedCids].sort();
-  for (let start = 0; start < sorted.length; start += EVALUATE_PAGE) {
+  let truncated = false;
+  for await (const cids of overlay.affectedCids.pages(EVALUATE_PAGE)) {
     params.signal?.throwIfAborted();
-    const cids = sorted.slice(start, start + EVALUATE_PAGE);
+    const inPage = new Set(cids);
     const refs = await loadRefs(db, cids);
     for (const [cid, extra] of overlay.tailRefs) {
-      if (!cids.includes(cid)) continue;
+      if (!inPage.has(cid)) continue;
       const list = refs.get(cid);
       if (list) list.push(...extra);
       else refs.set(cid, [...extra]);
@@ -359,6 +373,7 @@ async function evaluateAffected(
       for (const ref of list) contracts.add(contractKey(ref.chainId, ref.contract));
     await timelinesFor(contracts);
     const optimistic = await latestOptimisticExpiries(params.trx, params.reconcilerSchema, cids);
+    const psa = await psaRequestCounts(params.trx, params.reconcilerSchema, cids);
     const stored = new Map(
       (
         await db
@@ -374,15 +389,24 @@ async function evaluateAffected(
     const upserts: DesiredRow[] = [];
     const removals: string[] = [];
     for (const cid of cids) {
-      const evaluation = evaluateCid(refs.get(cid) ?? [], optimistic.get(cid), context);
+      const evaluation = evaluateCid(
+        refs.get(cid) ?? [],
+        optimistic.get(cid),
+        context,
+        psa.get(cid) ?? 0,
+      );
       const decided = decideAnswer(cid, evaluation, stored.get(cid), overlay.tailRefs.has(cid));
       if (decided.remove) removals.push(cid);
       if (decided.upsert) upserts.push(decided.upsert);
-      if (decided.change) changes.push(decided.change);
+      if (!decided.change) continue;
+      // Only wants are left out past the cap: a missing want is derived again by the caller's
+      // sweep, while a release is never dropped (nothing else would find it as safely).
+      if (!decided.change.desired || changes.length < maxChanges) changes.push(decided.change);
+      else truncated = true;
     }
     await writeRows(db, upserts, removals, params.now);
   }
-  return changes;
+  return { changes, truncated };
 }
 
 async function writeRows(
@@ -418,6 +442,7 @@ async function writeRows(
         is_pending: eb.ref("excluded.is_pending"),
         is_optimistic: eb.ref("excluded.is_optimistic"),
         is_demoted: eb.ref("excluded.is_demoted"),
+        is_psa: eb.ref("excluded.is_psa"),
         uses_tail: eb.ref("excluded.uses_tail"),
         updated_at: eb.ref("excluded.updated_at"),
       })),

@@ -1,8 +1,13 @@
 import { checkCid } from "@/src/cid.js";
 import { createReadModel } from "../read-model/index.js";
-import { countDesired, storedReasons, streamDesiredPages } from "./reads.js";
+import { countDesired, earliestChangeAt, storedReasons, streamDesiredPages } from "./reads.js";
 import { runStep } from "./step.js";
-import type { CreateDesiredStoreParams, DesiredLag, DesiredStore } from "./types.js";
+import type {
+  CreateDesiredStoreParams,
+  DesiredLag,
+  DesiredStepResult,
+  DesiredStore,
+} from "./types.js";
 
 /**
  * The persisted, incremental desired set over the reconciler schema (which must be migrated
@@ -15,22 +20,39 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
   const readModel = createReadModel({ db: root, schema: params.indexerSchema });
   const pages = (options: { signal?: AbortSignal } = {}) =>
     streamDesiredPages(root, schema, options);
+  const bounded = async ({
+    now,
+    signal,
+    maxChanges,
+  }: {
+    now: Date;
+    signal?: AbortSignal | undefined;
+    maxChanges: number;
+  }): Promise<DesiredStepResult> => {
+    signal?.throwIfAborted();
+    return root.transaction().execute((trx) =>
+      runStep({
+        trx,
+        indexerSchema: params.indexerSchema,
+        reconcilerSchema: schema,
+        ttlMs: params.ttlMs,
+        now,
+        maxChanges,
+        ...(params.affectedInMemory === undefined
+          ? {}
+          : { affectedInMemory: params.affectedInMemory }),
+        ...(signal ? { signal } : {}),
+        ...(params.logger ? { logger: params.logger } : {}),
+      }),
+    );
+  };
 
   return {
     async step({ now, signal }) {
-      signal?.throwIfAborted();
-      return root.transaction().execute((trx) =>
-        runStep({
-          trx,
-          indexerSchema: params.indexerSchema,
-          reconcilerSchema: schema,
-          ttlMs: params.ttlMs,
-          now,
-          ...(signal ? { signal } : {}),
-          ...(params.logger ? { logger: params.logger } : {}),
-        }),
-      );
+      return (await bounded({ now, signal, maxChanges: Number.POSITIVE_INFINITY })).changes;
     },
+
+    boundedStep: bounded,
 
     streamDesiredPages: pages,
 
@@ -45,6 +67,8 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
     },
 
     counts: () => countDesired(root, schema),
+
+    nextChangeAt: () => earliestChangeAt(root, schema),
 
     async lag(): Promise<DesiredLag[]> {
       const progress = await readModel.progress();

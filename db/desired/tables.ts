@@ -63,6 +63,8 @@ export type DesiredCidTable = {
   is_pending: boolean;
   is_optimistic: boolean;
   is_demoted: boolean;
+  /** Held by a Pinning Service API request (migration 0007). */
+  is_psa: ColumnType<boolean, boolean | undefined, boolean>;
   /** The answer used an unfinalized PinHash: re-evaluated every step (migration 0003). */
   uses_tail: ColumnType<boolean, boolean | undefined, boolean>;
   updated_at: Timestamp;

@@ -23,9 +23,17 @@ export type DesiredChange = {
   reasons: DesiredReason[];
 };
 
+/**
+ * A bounded step's answer: every release, and wants up to `maxChanges` changes in all;
+ * `truncated` when more wants were written than returned (a first fold of a long history).
+ * The caller then re-derives its work from the desired set itself (the engine: a sweep, which
+ * streams in bounded memory).
+ */
+export type DesiredStepResult = { changes: DesiredChange[]; truncated: boolean };
+
 /** Counts of desired CIDs, by reason kind (a CID with two kinds of reasons counts in both). */
 export type DesiredCounts = Record<
-  "desired" | "confirmed" | "pending" | "optimistic" | "demoted",
+  "desired" | "confirmed" | "pending" | "optimistic" | "demoted" | "psa",
   number
 >;
 
@@ -47,6 +55,16 @@ export interface DesiredStore {
    * Idempotent and crash-safe (one transaction per step); concurrent steps are serialised.
    */
   step(options: { now: Date; signal?: AbortSignal }): Promise<DesiredChange[]>;
+  /**
+   * The same step, returning wants only up to `maxChanges` changes (all are written; releases
+   * are always returned): what the engine calls, so a first fold's memory does not grow with
+   * the history.
+   */
+  boundedStep(options: {
+    now: Date;
+    signal?: AbortSignal;
+    maxChanges: number;
+  }): Promise<DesiredStepResult>;
   /** Streams every desired CID in ascending order, with bounded memory (keyset pages). */
   streamDesired(options?: { signal?: AbortSignal }): AsyncIterable<string>;
   /**
@@ -60,6 +78,11 @@ export interface DesiredStore {
   counts(): Promise<DesiredCounts>;
   /** Events lag: the indexer's progress vs what has been folded, per chain. */
   lag(): Promise<DesiredLag[]>;
+  /**
+   * The earliest time-based change (an upload's or a demoted CID's expiry) among the desired
+   * CIDs as of the last step; null when none is scheduled. The engine wakes for it.
+   */
+  nextChangeAt(): Promise<Date | null>;
 }
 
 export type CreateDesiredStoreParams = {
@@ -72,4 +95,9 @@ export type CreateDesiredStoreParams = {
   /** QUASAR_PIN_TTL in milliseconds. */
   ttlMs: number;
   logger?: Logger;
+  /**
+   * Affected CIDs a step holds in memory before it moves them to a temporary table (default
+   * 50,000). Lower only to test that path.
+   */
+  affectedInMemory?: number;
 };

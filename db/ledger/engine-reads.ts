@@ -147,3 +147,23 @@ export async function dueCount(
     .executeTakeFirst();
   return row?.count ?? 0;
 }
+
+/**
+ * Releases under way (unpin queued or in flight) of CIDs the desired set holds again, on the
+ * given backends: what a step that could not hand out all its changes leaves behind (a
+ * contract registered again while its CIDs' unpins wait). One join, served by the desired
+ * set's primary key; normally empty.
+ */
+export function releasesOfDesired(
+  db: Kysely<Database>,
+  backendIds: readonly string[],
+): Promise<{ backend_id: string; cid: string }[]> {
+  if (backendIds.length === 0) return Promise.resolve([]);
+  return db
+    .selectFrom("pin_ledger")
+    .innerJoin("desired_cid", "desired_cid.cid", "pin_ledger.cid")
+    .select(["pin_ledger.backend_id", "pin_ledger.cid"])
+    .where("pin_ledger.backend_id", "=", sql<string>`any(${backendIds}::text[])`)
+    .where("pin_ledger.status", "in", ["unpin_queued", "unpinning"])
+    .execute();
+}

@@ -70,14 +70,16 @@ export async function ownedCids(
 export type BackendLedgerSummary = {
   backendId: string;
   pinned: number;
-  /** Queued or pinning. */
+  /** A pin command in flight. */
+  pinning: number;
+  /** Waiting for a worker: never attempted, or between retries. */
   queued: number;
   failed: number;
   /** Seconds the oldest pin still wanted but not pinned has waited; 0 when none. */
   lagSeconds: number;
 };
 
-/** Per backend with any ledger row: pinned, queued, failed and lag, in backend id order. */
+/** Per backend with any ledger row: pinned, pinning, queued, failed and lag, in backend id order. */
 export async function backendSummaries(
   db: Kysely<Database>,
   schema: string,
@@ -88,7 +90,8 @@ export async function backendSummaries(
     .select([
       "backend_id",
       sql<string>`count(*) filter (where status = 'pinned')::text`.as("pinned"),
-      sql<string>`count(*) filter (where status in ('queued', 'pinning'))::text`.as("queued"),
+      sql<string>`count(*) filter (where status = 'pinning')::text`.as("pinning"),
+      sql<string>`count(*) filter (where status = 'queued')::text`.as("queued"),
       sql<string>`count(*) filter (where status = 'failed')::text`.as("failed"),
       sql<string | null>`extract(epoch from now() - min(first_queued_at)
         filter (where status in ('queued', 'pinning', 'failed')))::text`.as("lag"),
@@ -99,6 +102,7 @@ export async function backendSummaries(
   return rows.map((row) => ({
     backendId: row.backend_id,
     pinned: Number(row.pinned),
+    pinning: Number(row.pinning),
     queued: Number(row.queued),
     failed: Number(row.failed),
     lagSeconds: row.lag === null ? 0 : Math.round(Number(row.lag)),
@@ -128,7 +132,8 @@ export async function readReconcileLog(
     .withSchema(schema)
     .selectFrom("reconcile_log")
     .select([
-      sql<string>`id::text`.as("id"),
+      // Not aliased "id": ORDER BY id would then sort the text, putting "99" after "100".
+      sql<string>`id::text`.as("id_text"),
       "at",
       "backend_id",
       "cid",
@@ -142,7 +147,7 @@ export async function readReconcileLog(
   if (filter.until !== undefined) query = query.where("at", "<=", filter.until);
   const rows = await query.orderBy("id", "desc").limit(filter.limit).execute();
   return rows.map((row) => ({
-    id: row.id,
+    id: row.id_text,
     at: new Date(row.at),
     backendId: row.backend_id,
     cid: row.cid,

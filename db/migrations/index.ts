@@ -8,6 +8,7 @@ import { desiredUsesTailMigration } from "./0003_desired_uses_tail.js";
 import { apiRateLimitMigration } from "./0004_api_rate_limit.js";
 import { backendHealthMigration } from "./0005_backend_health.js";
 import { ledgerCopiesMigration } from "./0006_ledger_copies.js";
+import { psaMigration } from "./0007_psa.js";
 
 /**
  * The reconciler schema's migrations, in order. Add a migration by writing
@@ -21,6 +22,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0004_api_rate_limit": apiRateLimitMigration,
   "0005_backend_health": backendHealthMigration,
   "0006_ledger_copies": ledgerCopiesMigration,
+  "0007_psa": psaMigration,
 };
 
 /** Raised when a migration fails; the database is left at the last migration that succeeded. */

@@ -38,9 +38,14 @@ export type UploadRecordOutcome = (typeof UPLOAD_RECORD_OUTCOMES)[number];
 
 /**
  * How long a new upload's pin intent waits before the reconciler may take it: the API pins it
- * itself right after recording, so the engine only acts if the API died in between.
+ * itself right after recording, so the engine only acts if the API never did. That happens
+ * when the API dies in between, and when the record's COMMIT landed but its answer was lost
+ * (a session killed or a network cut at that moment): the API answered 503, yet the upload is
+ * desired and must be pinned. Short, because an engine pin alongside a slow API pin is
+ * harmless (pins are idempotent, and a pin named Quasar's is never adopted as foreign), while
+ * a long wait leaves a desired CID pinned nowhere.
  */
-export const UPLOAD_PIN_GRACE_MS = 5 * 60_000;
+export const UPLOAD_PIN_GRACE_MS = 30_000;
 
 /** The reconcile_log reason of an upload's ownership row once the API's pin succeeded. */
 export const RECORD_OWNED_REASON = "uploaded and pinned through the API";

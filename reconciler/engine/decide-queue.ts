@@ -152,3 +152,20 @@ export function decideRecoverInFlight(row: {
     log: { decision: "recover", reason: "in flight when the reconciler stopped", outcome: "ok" },
   };
 }
+
+/**
+ * Sweep: a CID the desired set holds again while its unpin still waits (a step that could not
+ * hand out its `want`). The release is cancelled: the row goes back to the pin queue.
+ */
+export function decideCancelRelease(params: { backendId: string; cid: string }): LedgerChange {
+  return {
+    backendId: params.backendId,
+    cid: params.cid,
+    event: "want",
+    log: {
+      decision: "queue",
+      reason: "desired again while its unpin waited (sweep): release cancelled",
+      outcome: "ok",
+    },
+  };
+}

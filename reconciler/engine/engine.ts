@@ -11,6 +11,7 @@ import {
   inFlightRows,
   ownershipRowsOf,
   recordCopies,
+  releasesOfDesired,
   rowsByCid,
   statusCounts,
   underReplicated,
@@ -18,8 +19,10 @@ import {
 } from "@/db/ledger/engine-reads.js";
 import { applyChanges, type LedgerChange, type LedgerRow, ledgerDb } from "@/db/ledger/ledger.js";
 import { queueDepths } from "@/db/ledger/queue.js";
+import { IndexerNotReadyError } from "@/db/read-model/index.js";
 import { diffPins } from "../diff.js";
 import {
+  decideCancelRelease,
   decideDesiredChange,
   decideRecoverInFlight,
   decideRelease,
@@ -35,6 +38,7 @@ import {
   requiredReplicas as decideRequiredReplicas,
   type Readiness,
 } from "./decide-replicas.js";
+import { decideNextStepDelay } from "./decide-wait.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -74,10 +78,20 @@ export type CreateReconcilerParams = {
   config: EngineConfig;
   /** On stop: how long in-flight commands may finish before being abandoned (default 10 s). */
   stopGraceMs?: number;
+  /** A sweep still listing after this long logs its progress, and again every such period (default 10 s). */
+  sweepProgressMs?: number;
+  /** Changes one step hands to the ledger at most (default MAX_STEP_CHANGES); lower in tests. */
+  maxStepChanges?: number;
   now?: () => Date;
 };
 
-export type StepReport = { changes: number; ledgerChanges: number; ms: number };
+export type StepReport = {
+  changes: number;
+  ledgerChanges: number;
+  ms: number;
+  /** More changes than MAX_STEP_CHANGES: the rest is left to a sweep (the loop runs one next). */
+  truncated: boolean;
+};
 export type SweepReport = {
   backends: {
     backendId: string;
@@ -119,6 +133,13 @@ const APPLY_CHUNK = 500;
 const METRICS_REFRESH_MS = 10_000;
 /** How often backend health is recorded even when nothing changed, so a stale report shows. */
 const HEALTH_REPORT_MS = 10_000;
+/**
+ * Changes one step hands to the ledger at most (each becomes a ledger change per backend):
+ * bounds the step's memory; past it, a sweep derives the ledger's work instead.
+ */
+const MAX_STEP_CHANGES = 20_000;
+/** How soon a backend a sweep had to skip is swept again (on its own). */
+const SKIPPED_SWEEP_RETRY_MS = 30_000;
 
 export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const { common, config, desiredStore, backends } = params;
@@ -126,6 +147,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const db = ledgerDb(params.db, config.QUASAR_RECONCILER_SCHEMA);
   const now = params.now ?? (() => new Date());
   const pinDeadlineMs = config.QUASAR_PIN_DEADLINE;
+  const sweepProgressMs = params.sweepProgressMs ?? 10_000;
+  const maxStepChanges = params.maxStepChanges ?? MAX_STEP_CHANGES;
   const backendIds = backends.map((b) => b.id);
   const requiredReplicas = decideRequiredReplicas(
     config.QUASAR_MIN_REPLICAS,
@@ -240,13 +263,18 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   async function stepOnce(): Promise<StepReport> {
     return exclusive(async () => {
       const started = performance.now();
-      const changes = await desiredStore.step({ now: now(), signal: lifecycle?.signal });
+      const { changes, truncated } = await desiredStore.boundedStep({
+        now: now(),
+        signal: lifecycle?.signal,
+        maxChanges: maxStepChanges,
+      });
       const ledgerChanges = await resolveUnwanted(changes.flatMap(changesFor));
       const applied = await apply(ledgerChanges);
       const ms = performance.now() - started;
       metrics.stepSeconds.observe(ms / 1_000);
-      if (changes.length > 0) logger.debug({ msg: "step", changes: changes.length, applied, ms });
-      return { changes: changes.length, ledgerChanges: applied, ms };
+      if (changes.length > 0)
+        logger.debug({ msg: "step", changes: changes.length, applied, ms, truncated });
+      return { changes: changes.length, ledgerChanges: applied, ms, truncated };
     });
   }
 
@@ -269,9 +297,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       );
     };
     const needsRecovery: string[] = [];
+    const sweepStarted = Date.now();
+    let lastReport = sweepStarted;
     async function* listing() {
       for await (const pin of backend.pins.listPins({ signal })) {
         listed++;
+        // A large backend's sweep (the first one above all) takes a while: say it moves.
+        if (Date.now() - lastReport >= sweepProgressMs) {
+          lastReport = Date.now();
+          logger.info({
+            msg: "sweep in progress",
+            backend: backend.label,
+            listed,
+            seconds: Math.round((lastReport - sweepStarted) / 1_000),
+          });
+        }
         const cid = pin.cid.toV1().toString();
         if (pin.copies !== undefined) {
           copies.push({ cid, copies: pin.copies });
@@ -329,6 +369,14 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       unwanted += await apply(changes);
     }
     timer();
+    if (Date.now() - sweepStarted >= sweepProgressMs) {
+      logger.info({
+        msg: "sweep done",
+        backend: backend.label,
+        listed,
+        seconds: Math.round((Date.now() - sweepStarted) / 1_000),
+      });
+    }
     if (requeued + unwanted > 0) {
       logger.info({ msg: "sweep repaired drift", backend: backend.label, requeued, unwanted });
     }
@@ -338,16 +386,34 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const rowsOf = (backendId: string, cids: string[]): Promise<Map<string, LedgerRow>> =>
     rowsByCid(db, backendId, cids);
 
-  async function sweepOnce(): Promise<SweepReport> {
+  /** Sweeps every backend, or only those in `only` (backends an earlier sweep had to skip). */
+  async function sweepOnce(only?: ReadonlySet<string>): Promise<SweepReport> {
     return exclusive(async () => {
       const started = performance.now();
       const startedAt = now();
-      // The step before the sweep makes the desired set at least as new as startedAt.
-      const changes = await desiredStore.step({ now: startedAt, signal: lifecycle?.signal });
+      // The step before the sweep makes the desired set at least as new as startedAt. Changes
+      // it does not return (truncated) are what the sweep below derives anyway.
+      const { changes } = await desiredStore.boundedStep({
+        now: startedAt,
+        signal: lifecycle?.signal,
+        maxChanges: maxStepChanges,
+      });
       await apply(await resolveUnwanted(changes.flatMap(changesFor)));
+      // Before any backend: a release waiting for a CID the desired set holds again is
+      // cancelled (a truncated step's `want` the listings below cannot see: the pin is there).
+      const swept = backends.filter((backend) => !only || only.has(backend.id));
+      await apply(
+        (
+          await releasesOfDesired(
+            db,
+            swept.map((backend) => backend.id),
+          )
+        ).map((row) => decideCancelRelease({ backendId: row.backend_id, cid: row.cid })),
+      );
       const reports: SweepReport["backends"] = [];
       for (const [i, backend] of backends.entries()) {
-        // A backend that is down is swept next time; the others go on.
+        if (only && !only.has(backend.id)) continue;
+        // A backend that is down is swept again soon (the loop's retry); the others go on.
         if (
           !(workers[i] as BackendWorker).isUp() ||
           !(await backend.ping(lifecycle?.signal).catch(() => false))
@@ -423,18 +489,50 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     }
   }
 
+  // Backends the last sweep could not list (down, or the listing broke), swept again on
+  // their own every SKIPPED_SWEEP_RETRY_MS until one succeeds: work lost before or while
+  // they were down waits for no hourly sweep.
+  let skipped = new Set<string>();
+  let skippedRetryAt = 0;
+  const sweepAndNoteSkipped = async (only?: ReadonlySet<string>) => {
+    const report = await sweepOnce(only);
+    const failed = report.backends.filter((b) => b.error !== undefined).map((b) => b.backendId);
+    const swept = new Set(report.backends.map((b) => b.backendId));
+    skipped = new Set([...[...skipped].filter((id) => !swept.has(id)), ...failed]);
+    skippedRetryAt = Date.now() + SKIPPED_SWEEP_RETRY_MS;
+  };
+
+  /** One interval, or less when an expiry falls due sooner (decide-wait.ts). */
+  async function nextDelay(): Promise<number> {
+    const intervalMs = config.QUASAR_RECONCILE_INTERVAL;
+    try {
+      const nextChangeAt = await desiredStore.nextChangeAt();
+      return decideNextStepDelay({ nowMs: now().getTime(), nextChangeAt, intervalMs });
+    } catch {
+      return intervalMs;
+    }
+  }
+
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
+    // Set by a failed round: the next one sweeps (see the catch below).
+    let repairDue = false;
     let lastMetrics = 0;
     let lastHealth = Date.now();
     let refreshing: Promise<void> | undefined;
+    let waitingForIndexer = false;
     while (!signal.aborted) {
       try {
-        if (Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
+        if (repairDue || Date.now() - lastSweep >= config.QUASAR_FULL_SWEEP_INTERVAL) {
           lastSweep = Date.now();
-          await sweepOnce();
+          repairDue = false;
+          await sweepAndNoteSkipped();
+        } else if (skipped.size > 0 && Date.now() >= skippedRetryAt) {
+          await sweepAndNoteSkipped(skipped);
         } else {
-          await stepOnce();
+          // A step with more changes than it returns (a first fold, a contract with millions
+          // of CIDs changing standing) leaves the rest to a sweep, which streams.
+          if ((await stepOnce()).truncated) repairDue = true;
         }
         // Gauges come from aggregate queries over the ledger: refreshed beside the steps, never
         // delaying them, and never two at once.
@@ -452,14 +550,28 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           lastHealth = Date.now();
           void reportHealth();
         }
+        waitingForIndexer = false;
       } catch (error) {
         if (signal.aborted) break;
-        logger.error({
-          msg: "reconcile step failed; retrying next interval",
-          err: describeError(error),
-        });
+        if (error instanceof IndexerNotReadyError) {
+          // A fresh stack: the indexer creates its tables moments after we start. Say so
+          // once, not as an error every interval.
+          if (!waitingForIndexer)
+            logger.info({ msg: "waiting for the indexer's tables", err: describeError(error) });
+          waitingForIndexer = true;
+        } else {
+          // The desired store's step may have committed (or its COMMIT landed with the answer
+          // lost) while its ledger work was not written: the store will not hand those changes
+          // out again. Only a sweep re-derives the ledger's work from the desired set itself,
+          // so the next round is one, rather than the hourly one.
+          repairDue = true;
+          logger.error({
+            msg: "reconcile step failed; retrying next interval with a sweep",
+            err: describeError(error),
+          });
+        }
       }
-      await sleep(config.QUASAR_RECONCILE_INTERVAL, signal);
+      await sleep(await nextDelay(), signal);
     }
     await refreshing;
   }
@@ -489,8 +601,10 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       loops = workers.map((worker) => worker.run(signal));
       // A crash between the desired store's step and the ledger write loses nothing: this sweep
       // (and every later one) re-derives the ledger's work from the desired set itself.
-      await sweepOnce().catch((error: unknown) =>
-        logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
+      await sweepAndNoteSkipped().catch((error: unknown) =>
+        error instanceof IndexerNotReadyError
+          ? logger.info({ msg: "start-up sweep waits for the indexer's tables" })
+          : logger.error({ msg: "start-up sweep failed", err: describeError(error) }),
       );
       loops.push(loop(signal));
     },

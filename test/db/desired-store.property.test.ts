@@ -68,120 +68,128 @@ describe("desired store vs deriveDesiredSet", () => {
     "agree after every step of random histories",
     async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(phaseArb, { minLength: 1, maxLength: 8 }), async (phases) => {
-          const fx = await createStoreFixture(TTL_MS);
-          try {
-            const head = new Map<number, bigint>(CHAINS.map((c) => [c, 0n]));
-            const finalized = new Map<number, bigint>(CHAINS.map((c) => [c, 0n]));
-            let now = blockDate(0n);
-            const mirror = new Map<string, string>();
-            for (const chain of CHAINS)
-              await setProgress(fx.db, fx.indexerSchema, chain, { indexed: 0n, finalized: 0n });
+        fc.asyncProperty(
+          fc.array(phaseArb, { minLength: 1, maxLength: 8 }),
+          // Affected CIDs in memory, or moved to the step's temporary table after 0 or 2.
+          fc.constantFrom(0, 2, 50_000),
+          async (phases, affectedInMemory) => {
+            const fx = await createStoreFixture(TTL_MS, { affectedInMemory });
+            try {
+              const head = new Map<number, bigint>(CHAINS.map((c) => [c, 0n]));
+              const finalized = new Map<number, bigint>(CHAINS.map((c) => [c, 0n]));
+              let now = blockDate(0n);
+              const mirror = new Map<string, string>();
+              for (const chain of CHAINS)
+                await setProgress(fx.db, fx.indexerSchema, chain, { indexed: 0n, finalized: 0n });
 
-            for (const phase of phases) {
-              const chainId = phase.chain;
-              // A reorg replaces unfinalized blocks only (Ponder never reverts final ones).
-              const keep = [head.get(chainId) ?? 0n, finalized.get(chainId) ?? 0n];
-              const revertTo =
-                keep[0]! - BigInt(phase.reorgDepth) > keep[1]!
-                  ? keep[0]! - BigInt(phase.reorgDepth)
-                  : keep[1]!;
-              await revertAbove(fx.db, fx.indexerSchema, chainId, revertTo);
-              let block = revertTo;
-              const fresh: ChainEvent[] = [];
-              for (const logs of phase.blocks) {
-                block += 1n;
-                logs.forEach((spec, log) => {
-                  const at = { chainId, block, log };
-                  if (spec.kind === "register") fresh.push(register(spec.contract, at));
-                  else if (spec.kind === "unregister") fresh.push(unregister(spec.contract, at));
-                  else if (spec.kind === "pin") fresh.push(pinHash(spec.contract, spec.cid, at));
-                  else fresh.push(invalidPinHash(spec.contract, "bafy-broken", at));
+              for (const phase of phases) {
+                const chainId = phase.chain;
+                // A reorg replaces unfinalized blocks only (Ponder never reverts final ones).
+                const keep = [head.get(chainId) ?? 0n, finalized.get(chainId) ?? 0n];
+                const revertTo =
+                  keep[0]! - BigInt(phase.reorgDepth) > keep[1]!
+                    ? keep[0]! - BigInt(phase.reorgDepth)
+                    : keep[1]!;
+                await revertAbove(fx.db, fx.indexerSchema, chainId, revertTo);
+                let block = revertTo;
+                const fresh: ChainEvent[] = [];
+                for (const logs of phase.blocks) {
+                  block += 1n;
+                  logs.forEach((spec, log) => {
+                    const at = { chainId, block, log };
+                    if (spec.kind === "register") fresh.push(register(spec.contract, at));
+                    else if (spec.kind === "unregister") fresh.push(unregister(spec.contract, at));
+                    else if (spec.kind === "pin") fresh.push(pinHash(spec.contract, spec.cid, at));
+                    else fresh.push(invalidPinHash(spec.contract, "bafy-broken", at));
+                  });
+                }
+                // Replacement blocks differ from the reorged ones.
+                await insertEvents(
+                  fx.db,
+                  fx.indexerSchema,
+                  fresh.map((e) => ({
+                    ...e,
+                    blockHash: `0x${phases.indexOf(phase).toString(16).padStart(64, "f")}` as Hex,
+                  })),
+                );
+                head.set(chainId, block);
+                const newFinal = (finalized.get(chainId) ?? 0n) + BigInt(phase.finalityAdvance);
+                finalized.set(chainId, newFinal < block ? newFinal : block);
+                await setProgress(fx.db, fx.indexerSchema, chainId, {
+                  indexed: block,
+                  finalized: finalized.get(chainId) ?? 0n,
                 });
-              }
-              // Replacement blocks differ from the reorged ones.
-              await insertEvents(
-                fx.db,
-                fx.indexerSchema,
-                fresh.map((e) => ({
-                  ...e,
-                  blockHash: `0x${phases.indexOf(phase).toString(16).padStart(64, "f")}` as Hex,
-                })),
-              );
-              head.set(chainId, block);
-              const newFinal = (finalized.get(chainId) ?? 0n) + BigInt(phase.finalityAdvance);
-              finalized.set(chainId, newFinal < block ? newFinal : block);
-              await setProgress(fx.db, fx.indexerSchema, chainId, {
-                indexed: block,
-                finalized: finalized.get(chainId) ?? 0n,
-              });
 
-              const blockNow = blockDate(block);
-              now = new Date(Math.max(now.getTime(), blockNow.getTime()) + phase.nowAdvanceMs);
-              if (phase.upload !== null) {
-                await recordUploads(fx.db, {
-                  schema: fx.reconcilerSchema,
-                  ttlMs: TTL_MS,
-                  uploads: [
-                    upload(phase.upload, now, { size: 1, uploader: "prop", backendId: "b" }),
-                  ],
-                });
-              }
-              if (phase.offchain !== null) {
-                await recordOffchainRegistration(fx.db, {
-                  schema: fx.reconcilerSchema,
-                  chainId: phase.offchain.chain,
-                  contract: phase.offchain.contract,
-                  action: phase.offchain.action,
-                  actor: "prop",
+                const blockNow = blockDate(block);
+                now = new Date(Math.max(now.getTime(), blockNow.getTime()) + phase.nowAdvanceMs);
+                if (phase.upload !== null) {
+                  await recordUploads(fx.db, {
+                    schema: fx.reconcilerSchema,
+                    ttlMs: TTL_MS,
+                    uploads: [
+                      upload(phase.upload, now, { size: 1, uploader: "prop", backendId: "b" }),
+                    ],
+                  });
+                }
+                if (phase.offchain !== null) {
+                  await recordOffchainRegistration(fx.db, {
+                    schema: fx.reconcilerSchema,
+                    chainId: phase.offchain.chain,
+                    contract: phase.offchain.contract,
+                    action: phase.offchain.action,
+                    actor: "prop",
+                    now,
+                  });
+                }
+
+                const changes = await fx.store.step({ now });
+                for (const change of changes) {
+                  if (change.desired)
+                    mirror.set(change.cid, JSON.stringify(change.reasons.map(reasonToJson)));
+                  else mirror.delete(change.cid);
+                }
+
+                const readModel = createReadModel({ db: fx.db, schema: fx.indexerSchema });
+                const uploads = await sql<{
+                  cid: string;
+                  expires_at: Date;
+                }>`select cid, expires_at from ${sql.id(fx.reconcilerSchema, "optimistic_pin")}`.execute(
+                  fx.db,
+                );
+                const expected = deriveDesiredSet({
+                  events: await readModel.eventsAfter(null, 100_000),
+                  offchainRegistrations: await listOffchainRegistrations(fx.db, {
+                    schema: fx.reconcilerSchema,
+                  }),
+                  optimisticPins: uploads.rows.map((row) => ({
+                    cid: row.cid,
+                    expiresAt: new Date(row.expires_at),
+                  })),
+                  progress: await readModel.progress(),
                   now,
+                  ttlMs: TTL_MS,
                 });
+                const expectedJson = new Map(
+                  [...expected].map(([cid, entry]) => [
+                    cid,
+                    JSON.stringify(entry.reasons.map(reasonToJson)),
+                  ]),
+                );
+                const stored = new Map<string, string>();
+                for await (const cid of fx.store.streamDesired()) {
+                  stored.set(
+                    cid,
+                    JSON.stringify((await fx.store.reasonsFor(cid)).map(reasonToJson)),
+                  );
+                }
+                expect(stored).toEqual(expectedJson);
+                expect(mirror).toEqual(expectedJson);
               }
-
-              const changes = await fx.store.step({ now });
-              for (const change of changes) {
-                if (change.desired)
-                  mirror.set(change.cid, JSON.stringify(change.reasons.map(reasonToJson)));
-                else mirror.delete(change.cid);
-              }
-
-              const readModel = createReadModel({ db: fx.db, schema: fx.indexerSchema });
-              const uploads = await sql<{
-                cid: string;
-                expires_at: Date;
-              }>`select cid, expires_at from ${sql.id(fx.reconcilerSchema, "optimistic_pin")}`.execute(
-                fx.db,
-              );
-              const expected = deriveDesiredSet({
-                events: await readModel.eventsAfter(null, 100_000),
-                offchainRegistrations: await listOffchainRegistrations(fx.db, {
-                  schema: fx.reconcilerSchema,
-                }),
-                optimisticPins: uploads.rows.map((row) => ({
-                  cid: row.cid,
-                  expiresAt: new Date(row.expires_at),
-                })),
-                progress: await readModel.progress(),
-                now,
-                ttlMs: TTL_MS,
-              });
-              const expectedJson = new Map(
-                [...expected].map(([cid, entry]) => [
-                  cid,
-                  JSON.stringify(entry.reasons.map(reasonToJson)),
-                ]),
-              );
-              const stored = new Map<string, string>();
-              for await (const cid of fx.store.streamDesired()) {
-                stored.set(cid, JSON.stringify((await fx.store.reasonsFor(cid)).map(reasonToJson)));
-              }
-              expect(stored).toEqual(expectedJson);
-              expect(mirror).toEqual(expectedJson);
+            } finally {
+              await fx.close();
             }
-          } finally {
-            await fx.close();
-          }
-        }),
+          },
+        ),
         // Each run creates two schemas and steps up to 8 times on a shared 2-core machine;
         // QUASAR_PROPERTY_RUNS searches longer (a CI seed found the uses_tail bug at run 17).
         { numRuns: RUNS },

@@ -67,6 +67,7 @@ describe("desired store", () => {
       pending: 0,
       optimistic: 0,
       demoted: 0,
+      psa: 0,
     });
     const streamed: string[] = [];
     for await (const cid of fx.store.streamDesired()) streamed.push(cid);

@@ -17,7 +17,10 @@ export type StoreFixture = {
   close(): Promise<void>;
 };
 
-export async function createStoreFixture(ttlMs: number): Promise<StoreFixture> {
+export async function createStoreFixture(
+  ttlMs: number,
+  options: { affectedInMemory?: number } = {},
+): Promise<StoreFixture> {
   const indexer = await createTestSchema("dsi");
   const reconciler = await createTestSchema("dsr");
   const db = connectDatabase({
@@ -39,6 +42,7 @@ export async function createStoreFixture(ttlMs: number): Promise<StoreFixture> {
     indexerSchema: indexer.schema,
     reconcilerSchema: reconciler.schema,
     ttlMs,
+    ...options,
   });
   return {
     db,

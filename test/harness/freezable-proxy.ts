@@ -15,6 +15,14 @@ export type FreezableProxy = {
   /** Drop every connection and refuse new ones until thawed: a server that is down. */
   cut(): void;
   /**
+   * The next COMMIT reaches the server, but its answer never reaches the client: the
+   * connection drops once the server has answered. The transaction is committed and its
+   * client cannot know (a network cut or a restart at the worst moment). One-shot. With
+   * `marker`, only the COMMIT of a transaction that sent `marker` (in a query or its
+   * parameters, e.g. a CID) counts.
+   */
+  loseNextCommitAnswer(marker?: string): void;
+  /**
    * Local ports of the open connections to the server: PostgreSQL's `client_port` of the
    * sessions that came through this proxy, so a test can end those sessions and no others.
    */
@@ -26,6 +34,8 @@ export type FreezableProxy = {
 export async function startProxy(target: { host: string; port: number }): Promise<FreezableProxy> {
   let frozen = false;
   let down = false;
+  let loseCommitAnswer = false;
+  let commitMarker: string | undefined;
   const held: [Socket, Buffer][] = [];
   const sockets = new Set<Socket>();
   const upstreams = new Set<Socket>();
@@ -41,8 +51,28 @@ export async function startProxy(target: { host: string; port: number }): Promis
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
     }
+    // Set when this connection's COMMIT went out and its answer is to be lost.
+    let commitSent = false;
+    // This connection's open transaction sent the marker.
+    let markerSent = false;
     const forward = (from: Socket, to: Socket) => {
       from.on("data", (chunk: Buffer) => {
+        if (from === upstream && commitSent) {
+          // The server has processed the COMMIT: drop its answer and the connection.
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        if (from === client && loseCommitAnswer) {
+          if (commitMarker !== undefined && chunk.includes(commitMarker)) markerSent = true;
+          if (isSimpleCommit(chunk)) {
+            if (commitMarker === undefined || markerSent) {
+              loseCommitAnswer = false;
+              commitSent = true;
+            }
+            markerSent = false;
+          }
+        }
         if (frozen) held.push([to, chunk]);
         else to.write(chunk);
       });
@@ -63,6 +93,10 @@ export async function startProxy(target: { host: string; port: number }): Promis
       down = true;
       for (const socket of sockets) socket.destroy();
     },
+    loseNextCommitAnswer(marker?: string) {
+      loseCommitAnswer = true;
+      commitMarker = marker;
+    },
     upstreamPorts() {
       return [...upstreams].flatMap((socket) =>
         socket.localPort === undefined ? [] : [socket.localPort],
@@ -78,4 +112,11 @@ export async function startProxy(target: { host: string; port: number }): Promis
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** A simple-protocol Query message (`Q`, length, text) whose text is COMMIT, as pg sends it. */
+function isSimpleCommit(chunk: Buffer): boolean {
+  if (chunk[0] !== 0x51 || chunk.length < 6) return false;
+  const text = chunk.subarray(5, chunk.length - 1).toString("utf8");
+  return text.trim().toLowerCase() === "commit";
 }

@@ -1,0 +1,21 @@
+/** The Pinning Service API's requests: their one writer, reads and the derived status. */
+export { psaRequestCounts } from "./counts.js";
+export {
+  type CreateOutcome,
+  createPsaRequest,
+  deletePsaRequest,
+  getPsaRequest,
+  listPsaRequests,
+  NAME_MATCHES,
+  type NameMatch,
+  type NewPsaRequest,
+  type PsaListFilter,
+  type PsaRequestRecord,
+} from "./requests.js";
+export {
+  derivePsaStatus,
+  type LedgerCounts,
+  PSA_STATUSES,
+  type PsaStatus,
+  type ReplicaRule,
+} from "./status.js";
