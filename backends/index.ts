@@ -1,5 +1,10 @@
 import type { Backend } from "./backend.js";
 import {
+  CLUSTER_FORMS,
+  createClusterBackend,
+  parseClusterConnectionString,
+} from "./cluster/index.js";
+import {
   maskConnectionString,
   type SplitConnectionString,
   splitConnectionString,
@@ -42,6 +47,11 @@ export const BACKEND_KINDS: Readonly<Record<string, BackendKind>> = {
       }
       return createHeliaBackend(parseHeliaConnectionString(raw, parts.rest, forms));
     },
+  },
+  cluster: {
+    forms: CLUSTER_FORMS,
+    create: (raw, parts, forms) =>
+      createClusterBackend(parseClusterConnectionString(raw, parts, forms)),
   },
   psa: {
     forms: PSA_FORMS,

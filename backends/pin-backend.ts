@@ -21,6 +21,19 @@ export interface PinBackend extends BackendLifecycle {
   readonly exclusive: boolean;
 
   /**
+   * The backend keeps several copies of a pin and says how many (listings' `copies`, pin's
+   * `onCopies`): IPFS Cluster. QUASAR_MIN_REPLICAS then counts its copies, not the backend once.
+   */
+  readonly countsCopies?: true;
+
+  /**
+   * Commands worth running at once on this backend when more than QUASAR_PIN_CONCURRENCY:
+   * a pin that mostly waits on the backend's own workers (IPFS Cluster's trackers, polled in
+   * shared batches) costs Quasar little while it waits.
+   */
+  readonly pinConcurrency?: number;
+
+  /**
    * Pins `cid` recursively, fetching missing blocks from the network. Idempotent: pinning a
    * pinned CID succeeds (and keeps the existing pin). Calls `onProgress` whenever the count of
    * blocks fetched grows, so the caller can enforce an inactivity timeout (abort through
@@ -61,6 +74,15 @@ export interface PinBackend extends BackendLifecycle {
    */
   storesPinNames(options: { signal?: AbortSignal }): Promise<boolean>;
   /**
+   * Only on pin-only backends that can take bytes as a CAR (IPFS Cluster's `POST
+   * /add?format=car`): imports the CAR and pins its root with `name`, so the engine can copy
+   * content that exists only on another backend. Backends with a content role use that.
+   */
+  importCar?(
+    car: AsyncIterable<Uint8Array>,
+    options: { name: string; signal?: AbortSignal },
+  ): Promise<void>;
+  /**
    * Optional. Multiaddrs where other IPFS nodes reach this node, each ending in
    * `/p2p/<peer id>` (the Pinning Service API's `delegates`); just `/p2p/<peer id>` when the
    * node listens nowhere dialable. Throws BackendError subclasses.
@@ -79,6 +101,11 @@ export type PinOptions = {
   signal?: AbortSignal;
   /** Called with the number of blocks fetched so far, whenever it grows. */
   onProgress?: (blocks: number) => void;
+  /**
+   * Called once the pin holds, by backends that keep several copies (IPFS Cluster: the peers
+   * that pinned it), so QUASAR_MIN_REPLICAS counts copies rather than backends.
+   */
+  onCopies?: (copies: number) => void;
 };
 
 /** One recursive pin; `name` is absent when the pin has none (or the node keeps none). */
@@ -87,6 +114,13 @@ export type PinListing = {
   name?: string;
   /** A direct pin (the root block only): never Quasar's, which pins recursively. */
   direct?: true;
+  /**
+   * Copies the backend holds now, where it keeps several (IPFS Cluster: peers whose tracker
+   * says pinned; 0 while every peer is still pinning). Absent: one.
+   */
+  copies?: number;
+  /** Some copy failed or vanished behind the backend's back: pinning again repairs it. */
+  needsRecovery?: true;
 };
 
 /** The pin name Quasar gives every pin it creates. */

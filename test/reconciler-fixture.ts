@@ -1,6 +1,11 @@
 import type { Kysely } from "kysely";
 import { type Logger, pino } from "pino";
-import { type ContentCapableBackend, createBackend, requireContent } from "@/backends/index.js";
+import {
+  type Backend,
+  type ContentCapableBackend,
+  createBackend,
+  requireContent,
+} from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { connectDatabase } from "@/db/connect.js";
@@ -34,13 +39,17 @@ export type EngineFixture = {
   databaseUrl: string;
   /** Both roles of every backend (the fixture takes helia and Kubo strings only). */
   backends: ContentCapableBackend[];
+  /** The pin-only backends (`pinOnlyBackends`), after `backends` in the engine's order. */
+  pinOnly: Backend[];
   store: DesiredStore;
   reconciler: Reconciler;
   metrics: ReconcilerMetrics;
   config: QuasarConfig;
   /** Makes `cid` desired (an optimistic pin for QUASAR_PIN_TTL from now). */
   want(cid: string, now?: Date): Promise<void>;
-  row(backend: ContentCapableBackend, cid: string): Promise<LedgerRow | undefined>;
+  /** Makes every one of `cids` desired, recorded in batches of 1,000 uploads. */
+  wantMany(cids: readonly string[], now?: Date): Promise<void>;
+  row(backend: Pick<Backend, "id">, cid: string): Promise<LedgerRow | undefined>;
   /** Polls `check` until it holds or `timeoutMs` passes; returns its last value. */
   until(check: () => Promise<boolean>, timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
@@ -68,6 +77,8 @@ export async function createEngineFixture(options: {
    * Cluster or Pinning Service backend (none exists yet). The tests keep both roles.
    */
   pinOnly?: number[];
+  /** Backends that play the pin role only (IPFS Cluster), appended after `backends`. */
+  pinOnlyBackends?: string[];
   /** The engine's logger (default: pino at QUASAR_LOG_LEVEL on stdout). */
   logger?: Logger;
   /** Engine parameters beyond the configuration. */
@@ -94,7 +105,8 @@ export async function createEngineFixture(options: {
   const backends = options.backends.map((raw) =>
     requireContent(createBackend(raw), "serve the reconciler tests"),
   );
-  for (const backend of backends) await backend.open();
+  const pinOnly = (options.pinOnlyBackends ?? []).map((raw) => createBackend(raw));
+  for (const backend of [...backends, ...pinOnly]) await backend.open();
   const store = createDesiredStore({
     db,
     indexerSchema: indexerSchema.schema,
@@ -105,9 +117,12 @@ export async function createEngineFixture(options: {
   const reconciler = createReconciler({
     common: { logger: options.logger ?? pino({ level: config.QUASAR_LOG_LEVEL }), metrics },
     db,
-    backends: backends.map((backend, index) =>
-      options.pinOnly?.includes(index) ? { ...backend, content: undefined } : backend,
-    ),
+    backends: [
+      ...backends.map((backend, index) =>
+        options.pinOnly?.includes(index) ? { ...backend, content: undefined } : backend,
+      ),
+      ...pinOnly,
+    ],
     desiredStore: store,
     config,
     stopGraceMs: 2_000,
@@ -122,6 +137,7 @@ export async function createEngineFixture(options: {
     indexerSchema: indexerSchema.schema,
     databaseUrl: reconcilerSchema.databaseUrl,
     backends,
+    pinOnly,
     store,
     reconciler,
     metrics,
@@ -132,6 +148,17 @@ export async function createEngineFixture(options: {
         ttlMs: config.QUASAR_PIN_TTL,
         uploads: [upload(cid, now, { size: 1, uploader: "test", backendId: "elsewhere" })],
       });
+    },
+    async wantMany(cids, now = new Date()) {
+      for (let i = 0; i < cids.length; i += 1_000) {
+        await recordUploads(db, {
+          schema: reconcilerSchema.schema,
+          ttlMs: config.QUASAR_PIN_TTL,
+          uploads: cids
+            .slice(i, i + 1_000)
+            .map((cid) => upload(cid, now, { size: 1, uploader: "test", backendId: "elsewhere" })),
+        });
+      }
     },
     row: (backend, cid) => getLedgerRow(ledger, backend.id, cid),
     async until(check, timeoutMs = 30_000) {
@@ -144,7 +171,7 @@ export async function createEngineFixture(options: {
     },
     async close() {
       await reconciler.stop();
-      for (const backend of backends) await backend.close().catch(() => {});
+      for (const backend of [...backends, ...pinOnly]) await backend.close().catch(() => {});
       await db.destroy();
       await reconcilerSchema.drop();
       await indexerSchema.drop();

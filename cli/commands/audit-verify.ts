@@ -7,6 +7,7 @@ import { describeError } from "@/core/errors.js";
 import { streamDesiredPages } from "@/db/desired/index.js";
 import { isMissingRelation } from "@/db/errors.js";
 import { ownedCids } from "@/db/ledger/reads.js";
+import { requiredReplicas } from "@/reconciler/engine/decide-replicas.js";
 import { openDatabase, parseWholeNumber, toJson } from "../common.js";
 import { DatabaseReadError, UsageError } from "../errors.js";
 import { createProgress } from "../progress.js";
@@ -29,13 +30,21 @@ export type BackendVerification = {
   sampled: { cid: string; complete: boolean; blocks: number; problem?: string }[];
 };
 
+/** A desired CID held in fewer copies than QUASAR_MIN_REPLICAS asks, across every backend. */
+export type DegradedCid = { cid: string; copies: number; required: number };
+
 const SAMPLE_TIMEOUT_MS = 30_000;
 
 export async function verifyBackends(
   options: { sample?: string },
   env: Readonly<Record<string, string | undefined>>,
   signal: AbortSignal,
-): Promise<{ desired: number; backends: BackendVerification[] }> {
+): Promise<{
+  desired: number;
+  required: number;
+  degraded: DegradedCid[];
+  backends: BackendVerification[];
+}> {
   const { config } = resolveConfig(env);
   const sample = options.sample === undefined ? 0 : parseWholeNumber(options.sample, "--sample");
   const { parseBackends } = await import("@/backends/index.js");
@@ -73,11 +82,23 @@ export async function verifyBackends(
       });
     }
     const results: BackendVerification[] = [];
+    // Copies of each desired CID across backends: a cluster counts each peer that pinned it.
+    const copies = new Map<string, number>();
     for (const backend of backends) {
       const ours = owned.get(backend.id) ?? new Set<string>();
-      results.push(await verifyOne(backend, desired, ours, sample, signal));
+      results.push(await verifyOne(backend, desired, ours, sample, signal, copies));
     }
-    return { desired: desired.size, backends: results };
+    const required = requiredReplicas(
+      config.QUASAR_MIN_REPLICAS,
+      backends.length,
+      backends.some((backend) => backend.pins.countsCopies === true),
+    );
+    const degraded: DegradedCid[] = [];
+    for (const cid of desired) {
+      const held = copies.get(cid) ?? 0;
+      if (held < required) degraded.push({ cid, copies: held, required });
+    }
+    return { desired: desired.size, required, degraded, backends: results };
   } finally {
     await db.destroy();
   }
@@ -89,6 +110,7 @@ async function verifyOne(
   owned: ReadonlySet<string>,
   sample: number,
   signal: AbortSignal,
+  copies: Map<string, number>,
 ): Promise<BackendVerification> {
   const result: BackendVerification = {
     backend: backend.label,
@@ -106,7 +128,10 @@ async function verifyOne(
       const cid = pin.cid.toV1().toString();
       pinned.add(cid);
       listing.update(pinned.size);
-      if (desired.has(cid)) continue;
+      if (desired.has(cid)) {
+        copies.set(cid, (copies.get(cid) ?? 0) + (pin.copies ?? 1));
+        continue;
+      }
       if (owned.has(cid) || pin.name === QUASAR_PIN_NAME) result.extraOurs.push(cid);
       else result.foreign++;
     }
@@ -171,16 +196,20 @@ export async function runAuditVerify(
   signal: AbortSignal,
 ): Promise<number> {
   const report = await verifyBackends(options, env, signal);
-  const failed = report.backends.some(
-    (backend) =>
-      backend.error !== undefined ||
-      backend.missing.length > 0 ||
-      backend.sampled.some((item) => !item.complete),
-  );
+  const failed =
+    report.degraded.length > 0 ||
+    report.backends.some(
+      (backend) =>
+        backend.error !== undefined ||
+        backend.missing.length > 0 ||
+        backend.sampled.some((item) => !item.complete),
+    );
   if (options.json) {
     process.stdout.write(`${toJson({ ok: !failed, ...report })}\n`);
   } else {
-    process.stdout.write(`desired CIDs: ${report.desired}\n`);
+    process.stdout.write(
+      `desired CIDs: ${report.desired}, copies required: ${report.required}, degraded: ${report.degraded.length}\n`,
+    );
     process.stdout.write(
       `${formatTable(
         ["BACKEND", "PINNED", "MISSING", "EXTRA (OURS)", "FOREIGN", "SAMPLED", "ERROR"],
@@ -197,6 +226,9 @@ export async function runAuditVerify(
         ]),
       )}\n`,
     );
+    for (const item of report.degraded) {
+      process.stdout.write(`degraded ${item.cid}: ${item.copies} of ${item.required} copies\n`);
+    }
     for (const backend of report.backends) {
       for (const cid of backend.missing)
         process.stdout.write(`missing  ${backend.backend}  ${cid}\n`);

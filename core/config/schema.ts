@@ -202,10 +202,10 @@ export const configSchema = z
       "How long an unconfirmed upload, or a demoted CID after a final Unregister, stays pinned.",
     ),
     QUASAR_BACKENDS: list("helia://.quasar/ipfs").describe(
-      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://, psa+http(s)://).",
+      "Comma-separated storage backend connection strings (ipfs://, ipfs+http(s)://, helia://, cluster+http(s)://, psa+http(s)://).",
     ),
     QUASAR_MIN_REPLICAS: integer(0, 0, 1_000).describe(
-      "Backends that must hold each desired CID; 0 means every configured backend.",
+      "Copies each desired CID must have (an IPFS Cluster counts each peer holding it, other backends one each); 0 means one on every configured backend.",
     ),
     QUASAR_RECONCILE_INTERVAL: duration("2s").describe(
       "Pause between incremental reconcile steps; an expiry (an upload's TTL) due sooner ends the pause early, at most one step per 250 ms.",

@@ -54,7 +54,33 @@ export function inFlightRows(
     .execute();
 }
 
-/** Wanted CIDs pinned on fewer than `required` of these backends, oldest CID first. */
+/**
+ * Copies of a CID across backends: a pinned row counts its backend's copies (an IPFS Cluster
+ * reports how many peers hold it), one when the backend keeps a single copy.
+ */
+const held = sql<number>`coalesce(sum(coalesce(copies, 1)) filter (where status = 'pinned'), 0)`;
+
+/**
+ * Records the copies each backend reports for its pinned rows (the sweep's listing); only
+ * rows whose count changed are written. One statement per call.
+ */
+export async function recordCopies(
+  db: Kysely<Database>,
+  /** The reconciler schema (a raw statement is not scoped by withSchema). */
+  schema: string,
+  backendId: string,
+  entries: readonly { cid: string; copies: number }[],
+): Promise<number> {
+  if (entries.length === 0) return 0;
+  const result = await sql`
+    update ${sql.id(schema, "pin_ledger")} as p set copies = u.copies
+    from unnest(${entries.map((e) => e.cid)}::text[], ${entries.map((e) => e.copies)}::int[]) as u(cid, copies)
+    where p.backend_id = ${backendId} and p.cid = u.cid and p.status = 'pinned'
+      and p.copies is distinct from u.copies`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** Wanted CIDs held in fewer than `required` copies across these backends, oldest CID first. */
 export async function underReplicated(
   db: Kysely<Database>,
   backendIds: readonly string[],
@@ -63,17 +89,17 @@ export async function underReplicated(
 ): Promise<{ cid: string; replicas: number }[]> {
   return db
     .selectFrom("pin_ledger")
-    .select(["cid", sql<number>`count(*) filter (where status = 'pinned')::int`.as("replicas")])
+    .select(["cid", sql<number>`${held}::int`.as("replicas")])
     .where("status", "in", [...WANTED_STATUSES])
     .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
     .groupBy("cid")
-    .having(sql<number>`count(*) filter (where status = 'pinned')`, "<", required)
+    .having(held, "<", required)
     .orderBy("cid")
     .limit(limit)
     .execute();
 }
 
-/** How many wanted CIDs are pinned on fewer than `required` of these backends. */
+/** How many wanted CIDs are held in fewer than `required` copies across these backends. */
 export async function underReplicatedCount(
   db: Kysely<Database>,
   backendIds: readonly string[],
@@ -87,7 +113,7 @@ export async function underReplicatedCount(
         .where("status", "in", [...WANTED_STATUSES])
         .where("backend_id", "=", sql<string>`any(${backendIds}::text[])`)
         .groupBy("cid")
-        .having(sql<number>`count(*) filter (where status = 'pinned')`, "<", required)
+        .having(held, "<", required)
         .as("d"),
     )
     .select(sql<number>`count(*)::int`.as("count"))

@@ -42,7 +42,10 @@ export type LedgerChange = {
   expect?: PinState;
   /** Fields to set besides the status; unset fields keep their value or the defaults below. */
   set?: Partial<
-    Pick<PinLedgerTable, "owned" | "attempts" | "last_error" | "next_attempt_at" | "deadline_at">
+    Pick<
+      PinLedgerTable,
+      "owned" | "attempts" | "last_error" | "next_attempt_at" | "deadline_at" | "copies"
+    >
   >;
   /** Appended to reconcile_log when the change applies (and changes something or says why not). */
   log?: { decision: Decision; reason: string; outcome: Outcome; error?: string | null };
@@ -184,6 +187,7 @@ async function applyChunk(
           first_queued_at: eb.ref("excluded.first_queued_at"),
           updated_at: eb.ref("excluded.updated_at"),
           deadline_at: eb.ref("excluded.deadline_at"),
+          copies: eb.ref("excluded.copies"),
         })),
       )
       .execute();
@@ -217,6 +221,7 @@ function nextRow(
     first_queued_at: now,
     updated_at: now,
     deadline_at: null,
+    copies: null,
   };
   const next: LedgerRow = { ...base, status: to, updated_at: now };
   const wantedBefore = from !== ABSENT && (WANTED_STATUSES as readonly string[]).includes(from);

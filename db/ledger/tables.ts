@@ -13,6 +13,8 @@ export type PinLedgerTable = {
   first_queued_at: Date;
   updated_at: Date;
   deadline_at: Date | null;
+  /** Copies the backend holds while pinned, where it keeps several (IPFS Cluster); null: one. */
+  copies: number | null;
 };
 
 /** What the reconciler decided for one (backend, cid), and why. */

@@ -7,6 +7,7 @@ import { ledgerMigration } from "./0002_ledger.js";
 import { desiredUsesTailMigration } from "./0003_desired_uses_tail.js";
 import { apiRateLimitMigration } from "./0004_api_rate_limit.js";
 import { backendHealthMigration } from "./0005_backend_health.js";
+import { ledgerCopiesMigration } from "./0006_ledger_copies.js";
 import { psaMigration } from "./0007_psa.js";
 
 /**
@@ -20,6 +21,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0003_desired_uses_tail": desiredUsesTailMigration,
   "0004_api_rate_limit": apiRateLimitMigration,
   "0005_backend_health": backendHealthMigration,
+  "0006_ledger_copies": ledgerCopiesMigration,
   "0007_psa": psaMigration,
 };
 

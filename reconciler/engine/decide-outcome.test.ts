@@ -58,7 +58,7 @@ describe("decidePinned and decideUnpinned", () => {
       ...ids,
       expect: "pinning",
       event: "pin_ok",
-      set: { owned: true, attempts: 0, last_error: null },
+      set: { owned: true, attempts: 0, last_error: null, copies: null },
       log: { decision: "pin", reason: "desired", outcome: "ok" },
     });
   });

@@ -47,6 +47,8 @@ export function decidePinned(params: {
   cid: string;
   /** Undefined: pinned by the backend itself; else the label of the backend copied from. */
   copiedFrom?: string;
+  /** Copies the backend reported once the pin held (IPFS Cluster); undefined: one. */
+  copies?: number;
 }): LedgerChange {
   const { copiedFrom } = params;
   return {
@@ -54,7 +56,7 @@ export function decidePinned(params: {
     cid: params.cid,
     expect: "pinning",
     event: "pin_ok",
-    set: { owned: true, attempts: 0, last_error: null },
+    set: { owned: true, attempts: 0, last_error: null, copies: params.copies ?? null },
     log:
       copiedFrom === undefined
         ? { decision: "pin", reason: "desired", outcome: "ok" }

@@ -8,6 +8,7 @@ import {
   decideRelease,
   decideSweepExtra,
   decideSweepMissing,
+  decideSweepRecovery,
   mayHoldQuasarPin,
   unwantedCids,
 } from "./decide-queue.js";
@@ -98,6 +99,27 @@ describe("decideSweepMissing", () => {
     });
     expect(change.event).toBe(event);
     expect(change.log?.decision).toBe(decision);
+  });
+});
+
+describe("decideSweepRecovery", () => {
+  it.each<{ status: PinStatus | undefined; requeued: boolean }>([
+    { status: "pinned", requeued: true },
+    { status: "queued", requeued: false },
+    { status: "pinning", requeued: false },
+    { status: "failed", requeued: false },
+    { status: undefined, requeued: false },
+  ])("row $status: requeued $requeued", ({ status, requeued }) => {
+    const change = decideSweepRecovery({
+      backendId: "b1",
+      cid: "c",
+      row: status === undefined ? undefined : { status },
+    });
+    expect(change !== undefined).toBe(requeued);
+    if (change) {
+      expect(change.event).toBe("lost");
+      expect(change.log?.reason).toMatch(/recover/);
+    }
   });
 });
 

@@ -93,6 +93,30 @@ export function decideSweepMissing(params: {
 }
 
 /**
+ * Sweep: a desired CID the backend lists, but with a copy it reports failed or lost (IPFS
+ * Cluster's pin_error or unexpectedly_unpinned on some peer). A pinned row is requeued, and
+ * the next pin repairs it; rows already queued or failing are on their way. Undefined: nothing.
+ */
+export function decideSweepRecovery(params: {
+  backendId: string;
+  cid: string;
+  row: Pick<LedgerRow, "status"> | undefined;
+}): LedgerChange | undefined {
+  const { backendId, cid, row } = params;
+  if (row?.status !== "pinned") return undefined;
+  return {
+    backendId,
+    cid,
+    event: "lost",
+    log: {
+      decision: "requeue",
+      reason: "a copy failed or was lost on the backend: pinning again to recover it",
+      outcome: "ok",
+    },
+  };
+}
+
+/**
  * Sweep: a listed pin that is not desired. Unpinned only when Quasar created it, its row is
  * unchanged since before the sweep began (an upload recorded meanwhile may not be in the
  * desired set yet) and still wanted; foreign pins are never touched. Undefined: left alone.

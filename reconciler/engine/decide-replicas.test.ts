@@ -34,3 +34,18 @@ describe("decideReadiness", () => {
     else expect(readiness.reason).toContain(`down: ${kuboDown.label}`);
   });
 });
+
+describe("copies kept by a cluster", () => {
+  it("counts copies past the number of backends when a backend keeps several", () => {
+    expect(requiredReplicas(2, 1, true)).toBe(2);
+    expect(requiredReplicas(3, 2, true)).toBe(3);
+    // 0 still means one copy on every backend.
+    expect(requiredReplicas(0, 2, true)).toBe(2);
+  });
+
+  it("is ready with a cluster up, even when fewer backends than copies are up", () => {
+    const cluster = { label: "cluster+http://10.0.0.2:9094", up: true, severalCopies: true };
+    expect(decideReadiness([cluster], 3).ready).toBe(true);
+    expect(decideReadiness([{ ...cluster, up: false }], 3).ready).toBe(false);
+  });
+});

@@ -4,12 +4,18 @@
  */
 
 /**
- * Backends that must hold each desired CID: QUASAR_MIN_REPLICAS, where 0 means every
- * configured backend, and never more than there are backends. A CID pinned on fewer
- * backends than this is degraded.
+ * Copies each desired CID must have: QUASAR_MIN_REPLICAS, where 0 means one on every
+ * configured backend. Capped at the number of backends when each holds one copy; not capped
+ * when a backend keeps several (`severalCopies`: an IPFS Cluster, whose peers each count). A
+ * CID held in fewer copies than this is degraded.
  */
-export function requiredReplicas(minReplicas: number, backendCount: number): number {
-  return minReplicas === 0 ? backendCount : Math.min(minReplicas, backendCount);
+export function requiredReplicas(
+  minReplicas: number,
+  backendCount: number,
+  severalCopies = false,
+): number {
+  if (minReplicas === 0) return backendCount;
+  return severalCopies ? minReplicas : Math.min(minReplicas, backendCount);
 }
 
 /** One backend as its worker sees it. */
@@ -34,11 +40,13 @@ export type Readiness = {
 
 /** Ready while at least `required` backends are up: only then can every CID reach its replicas. */
 export function decideReadiness(
-  backends: readonly Pick<BackendHealth, "label" | "up">[],
+  backends: readonly (Pick<BackendHealth, "label" | "up"> & { severalCopies?: boolean })[],
   required: number,
 ): Readiness {
   const up = backends.filter((b) => b.up).length;
-  if (up >= required) return { ready: true, up, required };
+  // A backend that keeps several copies (a cluster) can hold every required copy by itself.
+  if (up >= required || backends.some((b) => b.up && b.severalCopies))
+    return { ready: true, up, required };
   const down = backends.filter((b) => !b.up).map((b) => b.label);
   return {
     ready: false,

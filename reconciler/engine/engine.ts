@@ -10,6 +10,7 @@ import {
   dueCount,
   inFlightRows,
   ownershipRowsOf,
+  recordCopies,
   releasesOfDesired,
   rowsByCid,
   statusCounts,
@@ -27,6 +28,7 @@ import {
   decideRelease,
   decideSweepExtra,
   decideSweepMissing,
+  decideSweepRecovery,
   mayHoldQuasarPin,
   unwantedCids,
 } from "./decide-queue.js";
@@ -148,7 +150,11 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
   const sweepProgressMs = params.sweepProgressMs ?? 10_000;
   const maxStepChanges = params.maxStepChanges ?? MAX_STEP_CHANGES;
   const backendIds = backends.map((b) => b.id);
-  const requiredReplicas = decideRequiredReplicas(config.QUASAR_MIN_REPLICAS, backends.length);
+  const requiredReplicas = decideRequiredReplicas(
+    config.QUASAR_MIN_REPLICAS,
+    backends.length,
+    backends.some((b) => b.pins.countsCopies === true),
+  );
   const policy: Omit<WorkerPolicy, "foreignPinCheck"> = {
     concurrency: config.QUASAR_PIN_CONCURRENCY,
     inactivityTimeoutMs: config.QUASAR_PIN_INACTIVITY_TIMEOUT,
@@ -164,7 +170,12 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       db,
       logger,
       metrics,
-      policy: { ...policy, foreignPinCheck: !backend.pins.exclusive },
+      policy: {
+        ...policy,
+        // A backend whose pins mostly wait (a cluster's trackers) may run more at once.
+        concurrency: Math.max(policy.concurrency, backend.pins.pinConcurrency ?? 0),
+        foreignPinCheck: !backend.pins.exclusive,
+      },
       // A peer that is down cannot serve a copy (and one never opened must not be started here).
       peers: () => workers.filter((w) => w.isUp()).map((w) => w.backend),
       onHealthChange: () => void reportHealth(),
@@ -175,7 +186,13 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
 
   function health(): ReconcilerHealth {
     const states = workers.map((w) => w.health());
-    const readiness = decideReadiness(states, requiredReplicas);
+    const readiness = decideReadiness(
+      states.map((state, i) => ({
+        ...state,
+        severalCopies: (backends[i] as Backend).pins.countsCopies === true,
+      })),
+      requiredReplicas,
+    );
     const answer = started
       ? readiness
       : { ...readiness, ready: false, reason: "starting: backends not opened yet" };
@@ -268,6 +285,18 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     const timer = metrics.sweepSeconds.startTimer({ backend: backend.label });
     const signal = lifecycle?.signal;
     let listed = 0;
+    // A backend keeping several copies reports how many: written to its pinned rows a page at
+    // a time while the listing streams (only changed counts are written).
+    let copies: { cid: string; copies: number }[] = [];
+    let copiesWrite: Promise<unknown> = Promise.resolve();
+    const flushCopies = () => {
+      const page = copies;
+      copies = [];
+      copiesWrite = copiesWrite.then(() =>
+        recordCopies(db, config.QUASAR_RECONCILER_SCHEMA, backend.id, page),
+      );
+    };
+    const needsRecovery: string[] = [];
     const sweepStarted = Date.now();
     let lastReport = sweepStarted;
     async function* listing() {
@@ -283,8 +312,15 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
             seconds: Math.round((lastReport - sweepStarted) / 1_000),
           });
         }
-        yield pin.cid.toV1().toString();
+        const cid = pin.cid.toV1().toString();
+        if (pin.copies !== undefined) {
+          copies.push({ cid, copies: pin.copies });
+          if (copies.length >= 5_000) flushCopies();
+        }
+        if (pin.needsRecovery) needsRecovery.push(cid);
+        yield cid;
       }
+      flushCopies();
     }
     // The desired set is at least as new as startedAt (the step before the sweep); an unpin
     // candidate is acted on only when its ledger row predates startedAt (below). Pages cost one
@@ -294,8 +330,21 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
       listing(),
       { signal },
     );
+    await copiesWrite;
     let requeued = 0;
     let unwanted = 0;
+    // Listed, but some copy failed or vanished (Cluster's pin_error, unexpectedly_unpinned):
+    // a pinned row goes back to its queue, and the pin repairs it (for Cluster: a recover).
+    for (let i = 0; i < needsRecovery.length; i += 5_000) {
+      const cids = needsRecovery.slice(i, i + 5_000);
+      const rows = await rowsOf(backend.id, cids);
+      const changes: LedgerChange[] = [];
+      for (const cid of cids) {
+        const change = decideSweepRecovery({ backendId: backend.id, cid, row: rows.get(cid) });
+        if (change) changes.push(change);
+      }
+      requeued += await apply(changes);
+    }
     for (let i = 0; i < toPin.length; i += 5_000) {
       const cids = toPin.slice(i, i + 5_000);
       const rows = await rowsOf(backend.id, cids);

@@ -177,13 +177,21 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
           return adopted;
         }
       }
+      let copies: number | undefined;
       await withInactivityTimeout(
         ({ signal: pinSignal, progress }) =>
-          backend.pins.pin(cid, { name: QUASAR_PIN_NAME, signal: pinSignal, onProgress: progress }),
+          backend.pins.pin(cid, {
+            name: QUASAR_PIN_NAME,
+            signal: pinSignal,
+            onProgress: progress,
+            onCopies: (held) => {
+              copies = held;
+            },
+          }),
         { timeoutMs: policy.inactivityTimeoutMs, signal },
       );
       metrics.operations.inc({ ...label, op: "pin", outcome: "ok" });
-      return decidePinned(ids);
+      return decidePinned({ ...ids, copies });
     } catch (error) {
       if (signal.aborted) return recoverChange(row, error);
       metrics.operations.inc({ ...label, op: "pin", outcome: "error" });
@@ -245,8 +253,10 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
    * content role: a pin-only backend can neither export nor import one.
    */
   async function copyFromPeer(cid: CID, signal: AbortSignal): Promise<string | undefined> {
-    const target = backend.content;
-    if (!target) return undefined;
+    // A pin-only backend that takes CARs (IPFS Cluster's /add?format=car) can receive one too.
+    const target = backend.content ?? backend.pins;
+    if (!target.importCar) return undefined;
+    const importCar = target.importCar.bind(target);
     for (const peer of params.peers()) {
       if (peer.id === backend.id || !peer.content) continue;
       const source = peer.content;
@@ -264,7 +274,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
                 yield chunk;
               }
             }
-            await target.importCar(counted(), { name: QUASAR_PIN_NAME, signal: copySignal });
+            await importCar(counted(), { name: QUASAR_PIN_NAME, signal: copySignal });
           },
           { timeoutMs: policy.inactivityTimeoutMs, signal },
         );
