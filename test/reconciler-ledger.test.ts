@@ -8,7 +8,7 @@ import {
   recordOwnedPin,
 } from "@/db/ledger/ledger.js";
 import { claimWork } from "@/db/ledger/queue.js";
-import { ledgerMigration } from "@/db/migrations/0002_ledger.js";
+import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 
 const CID_A = "bafkreia4yzf6fypbkxq6fbv2zb6aqwhgxsqbv4p6g6w2x3orhnmmsgdmwm";
@@ -24,7 +24,8 @@ describe("pin ledger on Postgres", () => {
     schema = await createTestSchema("ledger");
     root = connectDatabase({ databaseUrl: schema.databaseUrl, maxConnections: 6 });
     db = root.withSchema(schema.schema);
-    await ledgerMigration.up(db);
+    // Every migration: later ones add ledger columns the writes fill (0006: copies).
+    await migrateToLatest(root, schema.schema);
   });
   afterAll(async () => {
     await root?.destroy();
