@@ -2,6 +2,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { BackendAbortedError, BackendStreamError, BackendUnavailableError } from "../errors.js";
 import { isRecord } from "../kubo/rpc.js";
+import { writeRequestChunk } from "../request-body.js";
 
 /**
  * The IPFS Cluster REST API on node:http (keep-alive). Streamed answers (`GET /pins`) end with
@@ -193,26 +194,7 @@ async function writeMultipart(
   boundary: string,
   body: AsyncIterable<Uint8Array>,
 ): Promise<void> {
-  const write = (chunk: Uint8Array | string) =>
-    new Promise<void>((resolve, reject) => {
-      if (req.destroyed) {
-        reject(new Error("request closed while sending its body"));
-        return;
-      }
-      if (req.write(chunk)) resolve();
-      else {
-        const onDrain = () => {
-          req.off("close", onClose);
-          resolve();
-        };
-        const onClose = () => {
-          req.off("drain", onDrain);
-          reject(new Error("request closed while sending its body"));
-        };
-        req.once("drain", onDrain);
-        req.once("close", onClose);
-      }
-    });
+  const write = (chunk: Uint8Array | string) => writeRequestChunk(req, chunk);
   await write(
     `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="file.car"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { BackendAbortedError, BackendStreamError, BackendUnavailableError } from "../errors.js";
+import { writeRequestChunk } from "../request-body.js";
 
 /**
  * A minimal Kubo RPC transport on node:http. kubo-rpc-client is not used for calls because it
@@ -263,27 +264,7 @@ async function writeMultipart(
   boundary: string,
   body: RpcBody,
 ): Promise<void> {
-  const write = (chunk: Uint8Array | string) =>
-    new Promise<void>((resolve, reject) => {
-      if (req.destroyed) {
-        reject(new Error("request closed while sending its body"));
-        return;
-      }
-      const flushed = req.write(chunk);
-      if (flushed) resolve();
-      else {
-        const onDrain = () => {
-          req.off("close", onClose);
-          resolve();
-        };
-        const onClose = () => {
-          req.off("drain", onDrain);
-          reject(new Error("request closed while sending its body"));
-        };
-        req.once("drain", onDrain);
-        req.once("close", onClose);
-      }
-    });
+  const write = (chunk: Uint8Array | string) => writeRequestChunk(req, chunk);
   await write(
     `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="file"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
