@@ -45,42 +45,53 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * `runReconciler` as `quasar reconciler` runs it, on the proxy, with `env` over the common
+ * settings; `failures` gets the time of each "reconcile step failed" line it logs.
+ */
+function startThroughProxy(env: Record<string, string>, metricsPort: number) {
+  const viaProxy = new URL(TEST_DATABASE_URL);
+  viaProxy.hostname = "127.0.0.1";
+  viaProxy.port = String(proxy.port);
+  const config = {
+    ...loadConfig({
+      DATABASE_URL: viaProxy.toString(),
+      QUASAR_RECONCILER_SCHEMA: reconciler.schema,
+      QUASAR_INDEXER_SCHEMA: indexer.schema,
+      QUASAR_BACKENDS: `helia://${join(dir, "node")}?offline=true`,
+      QUASAR_RECONCILE_INTERVAL: "100ms",
+      ...env,
+    }),
+    QUASAR_METRICS_PORT: metricsPort,
+  };
+  const failures: number[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n")) {
+        if (line.includes("reconcile step failed")) failures.push(Date.now());
+      }
+      done();
+    },
+  });
+  const controller = new AbortController();
+  let ready: () => void = () => {};
+  const started = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  const running = runReconciler(config, controller.signal, {
+    logger: pino({ level: "info" }, sink),
+    onReady: () => ready(),
+  });
+  return { config, failures, controller, started, running };
+}
+
 describe("reconciler under a frozen PostgreSQL", () => {
   it("fails its steps within the statement timeout, then resumes by itself", async () => {
-    const viaProxy = new URL(TEST_DATABASE_URL);
-    viaProxy.hostname = "127.0.0.1";
-    viaProxy.port = String(proxy.port);
     const port = await getPort({ host: "127.0.0.1" });
-    const config = {
-      ...loadConfig({
-        DATABASE_URL: viaProxy.toString(),
-        QUASAR_RECONCILER_SCHEMA: reconciler.schema,
-        QUASAR_INDEXER_SCHEMA: indexer.schema,
-        QUASAR_BACKENDS: `helia://${join(dir, "node")}?offline=true`,
-        QUASAR_RECONCILE_INTERVAL: "100ms",
-        QUASAR_DB_STATEMENT_TIMEOUT: "1s",
-        QUASAR_DB_ACQUIRE_TIMEOUT: "1s",
-      }),
-      QUASAR_METRICS_PORT: port,
-    };
-    const failures: number[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split("\n")) {
-          if (line.includes("reconcile step failed")) failures.push(Date.now());
-        }
-        done();
-      },
-    });
-    const controller = new AbortController();
-    let ready: () => void = () => {};
-    const started = new Promise<void>((resolve) => {
-      ready = resolve;
-    });
-    const running = runReconciler(config, controller.signal, {
-      logger: pino({ level: "info" }, sink),
-      onReady: () => ready(),
-    });
+    const { failures, controller, started, running } = startThroughProxy(
+      { QUASAR_DB_STATEMENT_TIMEOUT: "1s", QUASAR_DB_ACQUIRE_TIMEOUT: "1s" },
+      port,
+    );
     const steps = async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return Number(/quasar_reconciler_step_seconds_count (\d+)/.exec(text)?.[1] ?? "0");
@@ -117,38 +128,13 @@ describe("reconciler under a frozen PostgreSQL", () => {
     }
   }, 60_000);
   it("a step whose COMMIT lands but whose answer is lost: its ledger work is re-derived at once, not at the next full sweep", async () => {
-    const viaProxy = new URL(TEST_DATABASE_URL);
-    viaProxy.hostname = "127.0.0.1";
-    viaProxy.port = String(proxy.port);
-    const config = {
-      ...loadConfig({
-        DATABASE_URL: viaProxy.toString(),
-        QUASAR_RECONCILER_SCHEMA: reconciler.schema,
-        QUASAR_INDEXER_SCHEMA: indexer.schema,
-        QUASAR_BACKENDS: `helia://${join(dir, "node")}?offline=true`,
-        QUASAR_RECONCILE_INTERVAL: "100ms",
-        QUASAR_FULL_SWEEP_INTERVAL: "1h",
-      }),
-      QUASAR_METRICS_PORT: 0,
-    };
-    const lost: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split("\n")) {
-          if (line.includes("reconcile step failed")) lost.push(line);
-        }
-        done();
-      },
-    });
-    const controller = new AbortController();
-    let ready: () => void = () => {};
-    const started = new Promise<void>((resolve) => {
-      ready = resolve;
-    });
-    const running = runReconciler(config, controller.signal, {
-      logger: pino({ level: "info" }, sink),
-      onReady: () => ready(),
-    });
+    const {
+      config,
+      failures: lost,
+      controller,
+      started,
+      running,
+    } = startThroughProxy({ QUASAR_FULL_SWEEP_INTERVAL: "1h" }, 0);
     const db = connectDatabase({ databaseUrl: TEST_DATABASE_URL, maxConnections: 2 });
     // Content nobody holds: the offline node cannot pin it, so its ledger row stays in the
     // queue, which is all this test needs to see.
