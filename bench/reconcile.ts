@@ -109,8 +109,8 @@ function connect() {
   });
 }
 
-/** Child process: the first step over the whole history, as a reconciler's first start. */
-async function foldPhase(): Promise<void> {
+/** A child phase's database and desired store, on the schemas its parent passed. */
+function childStore() {
   const db = connect();
   const store = createDesiredStore({
     db,
@@ -118,6 +118,12 @@ async function foldPhase(): Promise<void> {
     reconcilerSchema: argument("reconciler-schema", ""),
     ttlMs: TTL_MS,
   });
+  return { db, store };
+}
+
+/** Child process: the first step over the whole history, as a reconciler's first start. */
+async function foldPhase(): Promise<void> {
+  const { db, store } = childStore();
   const started = performance.now();
   // As the engine steps: at most 20,000 changes handed out, the rest left to its sweep.
   const { truncated } = await store.boundedStep({
@@ -139,13 +145,7 @@ async function foldPhase(): Promise<void> {
 
 /** Child process: the full diff alone, so its peak RSS is the diff's. */
 async function diffPhase(): Promise<void> {
-  const db = connect();
-  const store = createDesiredStore({
-    db,
-    indexerSchema: argument("indexer-schema", ""),
-    reconcilerSchema: argument("reconciler-schema", ""),
-    ttlMs: TTL_MS,
-  });
+  const { db, store } = childStore();
   // The backend listing, streamed from the file in pages of lines (as a `pin ls` stream
   // would arrive in chunks).
   async function* listing() {
