@@ -82,13 +82,17 @@ describe("engine on a daemon declared exclusive", () => {
           .toV1()
           .toString(),
       ).toBe(cid);
-      const rows = await sql<{
-        status: string;
-        owned: boolean;
-      }>`select status, owned from ${sql.table(
-        `${api.schema.schema}.pin_ledger`,
-      )} where cid = ${cid}`.execute(api.db);
-      expect(rows.rows).toEqual([{ status: "pinned", owned: true }]);
+      const rows = async () =>
+        (
+          await sql<{
+            status: string;
+            owned: boolean;
+          }>`select status, owned from ${sql.table(
+            `${api.schema.schema}.pin_ledger`,
+          )} where cid = ${cid}`.execute(api.db)
+        ).rows;
+      // The answer does not wait for the ledger's confirmation (api/upload.ts, step 5).
+      await expect.poll(rows).toEqual([{ status: "pinned", owned: true }]);
     } finally {
       await api.close();
     }
