@@ -57,40 +57,44 @@ export function connectDatabase(options: ConnectOptions): Kysely<Database> {
   });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on("error", () => {});
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingTimedOut(pool) }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingBroken(pool) }) });
 }
 
 /**
- * pg leaves a client whose query hit the client-side deadline with that query still in
- * flight; handed back to the pool, the next query would queue behind it. kysely releases
- * connections without saying why, so this wrapper remembers the failure and destroys the
- * client on release instead of pooling it.
+ * A pool whose clients can never crash the process and are never reused once broken.
+ *
+ * pg listens for a client's 'error' only while it idles in the pool. A checked-out client
+ * whose session ends (pg_terminate_backend, a server restart) emits 'error'; with nobody
+ * listening that is an uncaught exception. Listening from checkout on is not enough: when a
+ * new connection's "ready" and its "terminated" arrive in one chunk, pg hands the client out
+ * and emits the error in the same tick, before the caller's code runs again (the fault
+ * suite's API died of exactly that). So every client gets a listener for its whole life,
+ * from the moment the pool first hands it out ('connect' is emitted before that).
+ *
+ * A client that failed that way, or whose query hit the client-side deadline (pg leaves that
+ * query in flight and the next one would queue behind it), is destroyed on release instead
+ * of pooled; kysely releases connections without saying why, so the pool remembers.
  */
-function discardingTimedOut(pool: pg.Pool): PostgresPool {
+function discardingBroken(pool: pg.Pool): PostgresPool {
+  const broken = new WeakSet<pg.PoolClient>();
+  pool.on("connect", (client) => {
+    client.on("error", () => broken.add(client as pg.PoolClient));
+  });
   return {
     async connect() {
       const client = await pool.connect();
-      let broken = false;
-      // pg listens for a client's 'error' only while it idles in the pool; a checked-out
-      // client whose session is killed (pg_terminate_backend, a server restart) would emit an
-      // unhandled 'error' and crash the process. The query in flight fails on its own.
-      const onError = () => {
-        broken = true;
-      };
-      client.on("error", onError);
       const wrapped = {
         query(...args: unknown[]) {
           const result = (client.query as (...a: unknown[]) => unknown)(...args);
           if (result instanceof Promise) {
             result.catch((error: unknown) => {
-              if (isDatabaseUnavailable(error)) broken = true;
+              if (isDatabaseUnavailable(error)) broken.add(client);
             });
           }
           return result;
         },
         release() {
-          client.off("error", onError);
-          client.release(broken);
+          client.release(broken.has(client));
         },
       };
       return wrapped as unknown as PostgresPoolClient;

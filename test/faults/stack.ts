@@ -350,9 +350,18 @@ export async function startStack(): Promise<FaultStack> {
         proc.child.stdin?.end();
       },
       crashes: () => [
-        ...[...output.matchAll(/^(api|indexer) +│ exited \(([^)]*)\)/gm)].map(
-          (match) => `${match[1]} exited (${match[2]})`,
-        ),
+        // With the part's last lines before it died: CI shows the failure, not the log file.
+        ...[...output.matchAll(/^(api|indexer) +│ exited \(([^)]*)\)/gm)].map((match) => {
+          const part = match[1] as string;
+          const last = output
+            .slice(0, match.index)
+            .split("\n")
+            .filter((line) => line.startsWith(`${part} `))
+            .slice(-6)
+            .map((line) => `\n    ${line.slice(0, 400)}`)
+            .join("");
+          return `${part} exited (${match[2]}); its last lines:${last}`;
+        }),
         ...reconcilerCrashes,
       ],
       output: () => output,

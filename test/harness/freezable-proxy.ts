@@ -23,6 +23,14 @@ export type FreezableProxy = {
    */
   loseNextCommitAnswer(marker?: string): void;
   /**
+   * The next new connection's session is ended (`terminate(pid)`, e.g. pg_terminate_backend)
+   * the moment it is ready, and the client receives the server's greeting and its FATAL
+   * answer as one chunk: what TCP delivers when a busy client reads late. pg then parses
+   * "ready" and "terminated" in one go, before the code that asked for the connection has run
+   * again. One-shot; resolves once that connection has been delivered.
+   */
+  terminateNextAtReady(terminate: (pid: number) => Promise<void>): Promise<void>;
+  /**
    * Local ports of the open connections to the server: PostgreSQL's `client_port` of the
    * sessions that came through this proxy, so a test can end those sessions and no others.
    */
@@ -36,6 +44,7 @@ export async function startProxy(target: { host: string; port: number }): Promis
   let down = false;
   let loseCommitAnswer = false;
   let commitMarker: string | undefined;
+  let terminateAtReady: { terminate: (pid: number) => Promise<void>; done: () => void } | undefined;
   const held: [Socket, Buffer][] = [];
   const sockets = new Set<Socket>();
   const upstreams = new Set<Socket>();
@@ -79,6 +88,12 @@ export async function startProxy(target: { host: string; port: number }): Promis
       from.on("error", () => to.destroy());
       from.on("close", () => to.destroy());
     };
+    if (terminateAtReady) {
+      const { terminate, done } = terminateAtReady;
+      terminateAtReady = undefined;
+      holdStartupUntilTerminated(client, upstream, terminate, done);
+      return;
+    }
     forward(client, upstream);
     forward(upstream, client);
   });
@@ -97,6 +112,11 @@ export async function startProxy(target: { host: string; port: number }): Promis
       loseCommitAnswer = true;
       commitMarker = marker;
     },
+    terminateNextAtReady(terminate) {
+      return new Promise<void>((resolve) => {
+        terminateAtReady = { terminate, done: resolve };
+      });
+    },
     upstreamPorts() {
       return [...upstreams].flatMap((socket) =>
         socket.localPort === undefined ? [] : [socket.localPort],
@@ -112,6 +132,54 @@ export async function startProxy(target: { host: string; port: number }): Promis
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * Forwards the session's start-up both ways (authentication included) up to the server's
+ * ReadyForQuery; holds that message, ends the session by its pid (from BackendKeyData),
+ * waits for the server to close, then hands the client ReadyForQuery and the FATAL at once.
+ */
+function holdStartupUntilTerminated(
+  client: Socket,
+  upstream: Socket,
+  terminate: (pid: number) => Promise<void>,
+  done: () => void,
+): void {
+  let pending = Buffer.alloc(0);
+  let held: Buffer | undefined;
+  let pid: number | undefined;
+  client.on("data", (chunk: Buffer) => upstream.write(chunk));
+  client.on("error", () => upstream.destroy());
+  client.on("close", () => upstream.destroy());
+  upstream.on("error", () => {});
+  upstream.on("data", (chunk: Buffer) => {
+    if (held) {
+      held = Buffer.concat([held, chunk]);
+      return;
+    }
+    pending = Buffer.concat([pending, chunk]);
+    // Forward whole messages until ReadyForQuery (`Z`); remember BackendKeyData's (`K`) pid.
+    let offset = 0;
+    while (offset + 5 <= pending.length) {
+      const type = pending[offset];
+      const end = offset + 1 + pending.readInt32BE(offset + 1);
+      if (end > pending.length) break;
+      if (type === 0x4b) pid = pending.readInt32BE(offset + 5);
+      if (type === 0x5a) {
+        client.write(pending.subarray(0, offset));
+        held = pending.subarray(offset);
+        void terminate(pid ?? -1);
+        return;
+      }
+      offset = end;
+    }
+    client.write(pending.subarray(0, offset));
+    pending = pending.subarray(offset);
+  });
+  upstream.on("close", () => {
+    if (held && !client.destroyed) client.end(held);
+    done();
+  });
 }
 
 /** A simple-protocol Query message (`Q`, length, text) whose text is COMMIT, as pg sends it. */
