@@ -26,6 +26,11 @@ import { createStatusBatcher } from "./status-batch.js";
 /** First wait between two status looks while a pin is under way; doubles up to the maximum. */
 const POLL_FIRST_MS = 100;
 const POLL_MAX_MS = 1_000;
+/**
+ * Looks in a row that may fail or find the peers behind the shared state before a pin gives
+ * up (about 30 s at the longest wait); the caller's inactivity timeout usually decides first.
+ */
+const MAX_UNSURE_LOOKS = 30;
 /** How long a getPin that found nothing spares the pin right after it its own look. */
 const ABSENT_FRESH_MS = 1_000;
 
@@ -93,9 +98,30 @@ export function createClusterPins(client: ClusterClient): PinBackend {
     let progress = 0;
     let recovered = false;
     let wait = POLL_FIRST_MS;
+    let unsure = 0;
+    // A look that failed, or that found no peer reporting the CID in the pinset while the
+    // shared state still holds it: the peers are busy (their Kubo slow to answer) or behind
+    // the state, not done. Polled again, but not for ever when no inactivity timeout runs.
+    const lookAgain = async (reason: unknown) => {
+      if (options.signal?.aborted || ++unsure >= MAX_UNSURE_LOOKS) throw reason;
+      await sleep(wait, options.signal);
+      wait = Math.min(wait * 1.5, POLL_MAX_MS);
+    };
     for (;;) {
-      const info = await status(cid, options.signal);
-      if (!info) throw new BackendRequestError(label, "pin", "the pin left the cluster's pinset");
+      let info: ClusterPinInfo | undefined;
+      try {
+        info = await status(cid, options.signal);
+      } catch (error) {
+        await lookAgain(error);
+        continue;
+      }
+      if (!info) {
+        const left = new BackendRequestError(label, "pin", "the pin left the cluster's pinset");
+        if (!(await inState(cid, options.signal))) throw left;
+        await lookAgain(left);
+        continue;
+      }
+      unsure = 0;
       const copies = copiesOf(info);
       const pending = underWay(info);
       const shape = [...info.peers.values()].map((p) => p.status).join(",");

@@ -36,6 +36,7 @@ export function createStatusBatcher(rest: () => RestTransport, label: string): S
       else byKey.set(waiter.key, [waiter]);
     }
     const answers = new Map<string, unknown>();
+    let failure: unknown;
     try {
       const query = new URLSearchParams({ cids: [...byKey.keys()].join(",") });
       const body = await rest().request("GET", "/pins", { query });
@@ -44,10 +45,18 @@ export function createStatusBatcher(rest: () => RestTransport, label: string): S
         answers.set(CID.parse(line.cid).toV1().toString(), line);
       }
     } catch (error) {
-      for (const waiter of batch) waiter.reject(error);
-      return;
+      failure = error;
     }
-    for (const [key, waiters] of byKey) for (const w of waiters) w.resolve(answers.get(key));
+    // Cluster asks each CID's status on its own and leaves out the ones that failed (a busy
+    // Kubo), naming the failures only in the stream's error trailer. A CID left out of a
+    // failed stream is unknown, not absent: its look fails instead of saying "not pinned".
+    for (const [key, waiters] of byKey) {
+      const answer = answers.get(key);
+      for (const w of waiters) {
+        if (answer === undefined && failure !== undefined) w.reject(failure);
+        else w.resolve(answer);
+      }
+    }
   }
 
   function flush(): void {
