@@ -6,6 +6,7 @@ import type { LedgerChange } from "@/db/ledger/ledger.js";
 import { backendStatesOf } from "@/db/ledger/reads.js";
 import { listPins, liveReasonsOf } from "@/db/pins.js";
 import {
+  createPsaCountCache,
   createPsaRequest,
   deletePsaRequest,
   getPsaRequest,
@@ -75,7 +76,7 @@ export function createApiStore(params: CreateApiStoreParams): ApiStore {
   );
 
   // Counts carried from one page of a listing to the next (db/psa: PsaCountCache).
-  const pageCounts = new Map<string, number>();
+  const pageCounts = createPsaCountCache();
 
   return {
     async recordUpload(upload) {

@@ -318,6 +318,35 @@ describe("Pinning Service API: listing rules (table tests against the spec)", ()
     for (const result of body.results) if (query) expect(query).toContain(result.status);
   });
 
+  it.each<[string, number]>([
+    ["status=pinned", 1],
+    ["status=pinning", 1],
+    ["status=failed", 1],
+    ["status=queued", 4],
+    ["status=queued,failed", 5],
+    ["status=queued,failed&name=alpha&match=partial", 2],
+  ])(
+    "a status-filtered count beyond the page %j (one grouped count serves them all)",
+    async (query, count) => {
+      const { body } = await get(`${query}&limit=1`);
+      expect(body.results.length).toBe(1);
+      expect(body.count).toBe(count);
+    },
+  );
+
+  it("pages a status filter one by one as Kubo does, each page's count exact", async () => {
+    const seen: number[] = [];
+    let before: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const { body } = await get(`status=queued&limit=1${before ? `&before=${before}` : ""}`);
+      expect(body.count).toBe(4 - seen.length);
+      seen.push(...body.results.map((r) => ids.indexOf(r.requestid)));
+      if (body.count === body.results.length) break;
+      before = body.results[body.results.length - 1]?.created;
+    }
+    expect(seen).toEqual([6, 5, 4, 3]);
+  });
+
   it("newest first; created unique; paging by before neither skips nor repeats, as Kubo pages", async () => {
     const seen: string[] = [];
     let before: string | undefined;

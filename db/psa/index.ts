@@ -2,6 +2,7 @@
 export { psaRequestCounts } from "./counts.js";
 export {
   type CreateOutcome,
+  createPsaCountCache,
   createPsaRequest,
   deletePsaRequest,
   getPsaRequest,
@@ -9,6 +10,7 @@ export {
   NAME_MATCHES,
   type NameMatch,
   type NewPsaRequest,
+  type PsaCountCache,
   type PsaListFilter,
   type PsaRequestRecord,
 } from "./requests.js";
