@@ -1,13 +1,16 @@
+import { CompactCidSet } from "./cid-set.js";
+
 /**
  * The full-sweep diff: which desired CIDs a backend lacks, and which of its pins are not
  * desired. Pure over two async iterables, e.g. a streamed `pin ls` and the store's streamed
  * desired set; each may yield single CIDs or arrays of them (pages cost one await, not one
  * per CID, which matters at a million CIDs).
  *
- * Memory: the listing is held (as a Set of CID strings, ~120 bytes each), and it shrinks
- * as desired CIDs are matched; the desired side is streamed through, with a bounded
- * read-ahead while the listing arrives. The listing is complete before any match, so a
- * CID listed twice (v0 and v1 spellings of one pin) is never reported as not desired. Both sides must carry normalised CIDs (CIDv1 base32,
+ * Memory: the listing is held (reconciler/cid-set.ts: ~70 bytes a CID, where a Set of
+ * strings took ~280) and matched desired CIDs are marked off it; the desired side is
+ * streamed through, with a bounded read-ahead while the listing arrives. The listing is
+ * complete before any match, so a CID listed twice (v0 and v1 spellings of one pin) is never
+ * reported as not desired. Both sides must carry normalised CIDs (CIDv1 base32,
  * `normalizeCid`), or equal content will not match.
  */
 export type PinDiff = {
@@ -59,8 +62,8 @@ export async function diffPins(
       aheadCount += typeof next.value === "string" ? 1 : next.value.length;
     }
   })();
-  // Insertion order is kept by Set, so toUnpin comes out in listing order.
-  const listed = new Set<string>();
+  // Insertion order is kept, so toUnpin comes out in listing order.
+  const listed = new CompactCidSet();
   let seen = 0;
   try {
     for await (const item of listing) {
@@ -91,5 +94,5 @@ export async function diffPins(
     if (++seen % 4_096 === 0) signal?.throwIfAborted();
   }
   signal?.throwIfAborted();
-  return { toPin, toUnpin: [...listed] };
+  return { toPin, toUnpin: [...listed.values()] };
 }
