@@ -24,6 +24,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
+import { CID } from "multiformats/cid";
 import { startCluster } from "@/test/harness/cluster.js";
 import { rawBlocksCar } from "@/test/harness/raw-blocks.js";
 import { createEngineFixture } from "@/test/reconciler-fixture.js";
@@ -58,14 +59,18 @@ async function waitPinned(restUrl: string, cids: readonly string[]): Promise<voi
       const batch = pending.slice(i, i + 200);
       const response = await fetch(`${restUrl}/pins?cids=${batch.join(",")}`);
       const text = await response.text();
+      // A CID the answer leaves out (its look failed on the cluster's side) is still pending.
+      const pinned = new Set<string>();
       for (const line of text.split("\n")) {
         if (line.trim() === "") continue;
         const info = JSON.parse(line) as {
           cid: string;
           peer_map: Record<string, { status: string }>;
         };
-        if (!Object.values(info.peer_map).some((p) => p.status === "pinned")) still.push(info.cid);
+        if (Object.values(info.peer_map).some((p) => p.status === "pinned"))
+          pinned.add(CID.parse(info.cid).toV1().toString());
       }
+      for (const cid of batch) if (!pinned.has(cid)) still.push(cid);
     }
     pending = still;
     if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 200));
