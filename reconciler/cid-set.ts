@@ -3,17 +3,17 @@
  *
  * A Set<string> of a million CIDs costs about 280 bytes each here (a string object per CID
  * plus the Set's table): a 10M-pin backend would need 2.8 GB. This keeps each CID's
- * characters in one growing byte arena (a normalised CIDv1 is ASCII, ~59 bytes), an offset
- * and a length per entry, and an open-addressing table of entry numbers: ~75 bytes a CID.
+ * characters in a byte arena of 16 MiB chunks (a normalised CIDv1 is ASCII, ~59 bytes), an
+ * offset and a length per entry, and an open-addressing table of entry numbers: ~70 bytes a
+ * CID.
  *
  * Only what the diff needs: add (duplicates ignored), delete (says whether it was there),
  * and the entries left, in insertion order. Strings with a character beyond ASCII (never a
- * normalised CID, but a set must not lose them) live in a plain Set beside it.
+ * normalised CID, but a set must not lose them) live in a plain Map beside it.
  */
 export class CompactCidSet {
   /** Arena chunks (16 MiB): an entry never spans two, and the arena grows without copying. */
   private readonly chunks: Uint8Array[] = [];
-  private readonly chunkBits: number;
   private readonly chunkBytes: number;
   /** Bytes used in the last chunk. */
   private chunkUsed: number;
@@ -24,14 +24,14 @@ export class CompactCidSet {
   /** Entry number + 1 per slot; 0 is empty. Deleted entries keep their slot (a tombstone). */
   private slots = new Uint32Array(1 << 15);
   private live = 0;
-  private readonly other = new Set<string>();
-  private readonly otherOrder: { entry: number; cid: string }[] = [];
+  /** Non-ASCII strings, in insertion order, each with the entry count when it was added. */
+  private readonly other = new Map<string, number>();
 
   /** `chunkBits`: log2 of a chunk's size (tests make it small to cross chunks). */
   constructor(options: { chunkBits?: number } = {}) {
-    this.chunkBits = options.chunkBits ?? 24;
-    if (this.chunkBits < 8 || this.chunkBits > 30) throw new RangeError("chunkBits: 8 to 30");
-    this.chunkBytes = 2 ** this.chunkBits;
+    const chunkBits = options.chunkBits ?? 24;
+    if (chunkBits < 8 || chunkBits > 30) throw new RangeError("chunkBits: 8 to 30");
+    this.chunkBytes = 2 ** chunkBits;
     this.chunkUsed = this.chunkBytes;
   }
 
@@ -41,10 +41,7 @@ export class CompactCidSet {
 
   add(cid: string): void {
     if (!isAscii(cid)) {
-      if (!this.other.has(cid)) {
-        this.other.add(cid);
-        this.otherOrder.push({ entry: this.count, cid });
-      }
+      if (!this.other.has(cid)) this.other.set(cid, this.count);
       return;
     }
     if (cid.length > 0xffff) throw new RangeError("a CID longer than 65,535 characters");
@@ -66,13 +63,7 @@ export class CompactCidSet {
 
   /** Removes `cid`; true when it was in the set. */
   delete(cid: string): boolean {
-    if (!isAscii(cid)) {
-      if (!this.other.delete(cid)) return false;
-      // Rare (never a normalised CID): its place in the order goes with it.
-      const at = this.otherOrder.findIndex((held) => held.cid === cid);
-      this.otherOrder.splice(at, 1);
-      return true;
-    }
+    if (!isAscii(cid)) return this.other.delete(cid);
     const mask = this.slots.length - 1;
     for (let slot = hashOf(cid) & mask; ; slot = (slot + 1) & mask) {
       const held = this.slots[slot] as number;
@@ -87,16 +78,14 @@ export class CompactCidSet {
 
   /** The CIDs still in the set, in the order they were first added. */
   *values(): IterableIterator<string> {
-    let next = 0;
+    // Merged by entry count: the Map's order is insertion order, so its counts never fall.
+    const others = this.other.entries();
+    let other = others.next();
     for (let entry = 0; entry < this.count; entry++) {
-      while (next < this.otherOrder.length && (this.otherOrder[next]?.entry ?? 0) <= entry) {
-        yield (this.otherOrder[next++] as { cid: string }).cid;
-      }
+      for (; !other.done && other.value[1] <= entry; other = others.next()) yield other.value[0];
       if (!this.removed[entry]) yield this.text(entry);
     }
-    for (; next < this.otherOrder.length; next++) {
-      yield (this.otherOrder[next] as { cid: string }).cid;
-    }
+    for (; !other.done; other = others.next()) yield other.value[0];
   }
 
   /** The chunk and the start in it of an entry's bytes. */
