@@ -344,18 +344,11 @@ export async function listPsaRequests(
       from ${sql.id(schema, "psa_usage")} where key_id = ${filter.keyId}`.execute(db),
   ]);
   const results = page.rows.map((row) => toRecord(row, rule));
-  const usageRow = usage.rows[0];
-  // Status filters follow the ledger, which moves between pages: never cached.
+  const usageRow = { deletes: "0", requests: "0", ...usage.rows[0] };
+  // A page's count carries over to the next page only without a status filter: statuses
+  // follow the ledger, which moves between pages (countByStatus keeps those counts 5 s).
   const signature = allStatuses(filter.statuses)
-    ? JSON.stringify([
-        filter.keyId,
-        usageRow?.deletes ?? "0",
-        filter.cids ?? [],
-        filter.name ?? null,
-        filter.match,
-        filter.meta ?? null,
-        filter.after?.getTime() ?? null,
-      ])
+    ? JSON.stringify([...matchKey(filter), usageRow.deletes])
     : undefined;
   let count: number;
   const remembered =
@@ -365,16 +358,27 @@ export async function listPsaRequests(
   if (results.length < filter.limit)
     count = results.length; // every match is in this page
   else if (remembered !== undefined) count = remembered;
-  else if (signature === undefined) {
-    const usage = [filter.keyId, usageRow?.deletes ?? "0", usageRow?.requests ?? "0"];
-    count = await countByStatus(db, schema, rule, filter, usage, cache);
-  } else count = await countMatches(db, schema, rule, filter);
+  else if (signature === undefined)
+    count = await countByStatus(db, schema, rule, filter, usageRow, cache);
+  else count = await countMatches(db, schema, rule, filter);
   const oldest = results[results.length - 1];
   if (cache && signature && oldest && count > results.length) {
     if (cache.pages.size >= COUNT_CACHE_ENTRIES) cache.pages.clear();
     cache.pages.set(`${signature}${oldest.created.getTime()}`, count - results.length);
   }
   return { count, results };
+}
+
+/** What a filter matches, statuses and `before` aside: the part of every count cache key. */
+function matchKey(filter: PsaListFilter): unknown[] {
+  return [
+    filter.keyId,
+    filter.cids ?? [],
+    filter.name ?? null,
+    filter.match,
+    filter.meta ?? null,
+    filter.after?.getTime() ?? null,
+  ];
 }
 
 /**
@@ -387,18 +391,15 @@ async function countByStatus(
   schema: string,
   rule: ReplicaRule,
   filter: PsaListFilter,
-  usage: readonly string[],
+  usage: { deletes: string; requests: string },
   cache: PsaCountCache | undefined,
 ): Promise<number> {
   const key = JSON.stringify([
-    ...usage,
+    ...matchKey(filter),
+    usage.deletes,
+    usage.requests,
     rule,
-    filter.cids ?? [],
-    filter.name ?? null,
-    filter.match,
-    filter.meta ?? null,
     filter.before?.getTime() ?? null,
-    filter.after?.getTime() ?? null,
   ]);
   const now = Date.now();
   let entry = cache?.statuses.get(key);
