@@ -53,6 +53,19 @@ describe("CompactCidSet", () => {
     expect([...compact.values()]).toEqual(["ba", "abc"]);
   });
 
+  it("keeps lengths beyond one header byte, and refuses one beyond 32,767", () => {
+    const long = (n: number, c: string) => c.repeat(n);
+    const { compact } = agree([
+      ["add", long(300, "a")],
+      ["add", long(44, "a")], // 300 & 0xff: a one-byte length would confuse the two
+      ["add", long(32_767, "b")],
+      ["delete", long(44, "a")],
+      ["delete", long(300, "b")],
+    ]);
+    expect([...compact.values()]).toEqual([long(300, "a"), long(32_767, "b")]);
+    expect(() => compact.add(long(32_768, "c"))).toThrow(RangeError);
+  });
+
   it("agrees with a Set over many random operations, across table growth and arena chunks", () => {
     const random = () =>
       `${Math.random() < 0.01 ? "é" : "bafk"}${Math.floor(Math.random() * 60_000).toString(36)}`;
