@@ -1,7 +1,8 @@
 /**
- * Guards patches/ponder+0.17.7.patch (applied by `npm install`'s postinstall): a transport
- * that enforces its own budget (`value.selfLimited`, built in ponder.config.ts) bypasses
- * Ponder's adaptive JSON-RPC limiter. Without the patch the indexer is held to Ponder's
+ * Guards patches/ponder+0.17.7.patch (applied by `npm install`'s postinstall). Its first part:
+ * a transport that enforces its own budget (`value.selfLimited`, built in ponder.config.ts)
+ * bypasses Ponder's adaptive JSON-RPC limiter. (Its second part groups the backfill's sync-store
+ * inserts: test/indexer-backfill-groups.test.ts.) Without the patch the indexer is held to Ponder's
  * 20 requests/s start and wedges after an RPC stall (issue 9), silently. These tests fail
  * loudly when a Ponder upgrade no longer matches the patch: re-read Ponder's
  * rpc/index.js, redo the patch for the new version (or drop it if Ponder gained an option).
@@ -97,6 +98,14 @@ describe("the Ponder patch", () => {
     const source = readFileSync(join(PONDER, "dist", "esm", "rpc", "index.js"), "utf8");
     expect(source, "the patch is not applied: run `npx patch-package`").toContain(
       "transport.value?.selfLimited === true",
+    );
+    // The second part (test/indexer-backfill-groups.test.ts measures what it does).
+    const historical = readFileSync(
+      join(PONDER, "dist", "esm", "sync-historical", "index.js"),
+      "utf8",
+    );
+    expect(historical, "the patch is not applied: run `npx patch-package`").toContain(
+      "await insertGroup.add({",
     );
   });
 

@@ -1,0 +1,103 @@
+/**
+ * Issue 14: the second part of patches/ponder+0.17.7.patch. Ponder 0.17's backfill writes
+ * each fetched block to its sync store with its own inserts (blocks, transactions, logs: three
+ * statements per block), so a history of one PinHash per block costs three round trips per
+ * event, and on this machine those inserts were the wall (bench:indexer's metrics: 2,997
+ * insert_blocks calls for 3,000 blocks, waiting 255 ms each on average). The patch writes the
+ * blocks that arrive while an insert runs in the next one. This test backfills a real history
+ * of one event per block and reads Ponder's own metrics: every row is there, exactly once,
+ * with far fewer inserts than blocks. It fails when a Ponder upgrade drops the patch.
+ */
+import { CID } from "multiformats/cid";
+import { sha256 } from "multiformats/hashes/sha2";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { StorageAbi } from "@/abis/index.js";
+import { connectDatabase } from "@/db/connect.js";
+import { createReadModel } from "@/db/read-model/index.js";
+import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
+import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
+import { createTestSchema, type TestSchema } from "./harness/postgres.js";
+
+/** One PinHash per block. */
+const BLOCKS = 400;
+
+let anvil: Anvil;
+let db: TestSchema;
+let ponder: PonderProcess | undefined;
+const emitted = new Set<string>();
+let registry: `0x${string}`;
+
+beforeAll(async () => {
+  anvil = await startAnvil({ chainId: uniqueChainId() });
+  db = await createTestSchema("groups");
+  const deployed = await deployContracts(anvil);
+  registry = deployed.registry;
+  // Automine: one transaction, one block; sent without waiting for each receipt.
+  let nonce = await anvil.publicClient.getTransactionCount({ address: anvil.account.address });
+  let last: `0x${string}` | undefined;
+  for (let i = 0; i < BLOCKS; i++) {
+    const cid = CID.createV1(
+      0x55,
+      await sha256.digest(new TextEncoder().encode(`group ${i}`)),
+    ).toString();
+    emitted.add(cid);
+    last = await anvil.walletClient.writeContract({
+      address: deployed.storage,
+      abi: StorageAbi,
+      functionName: "pinMany",
+      args: [[cid]],
+      gas: 300_000n,
+      nonce: nonce++,
+    });
+  }
+  if (last) await anvil.publicClient.waitForTransactionReceipt({ hash: last });
+  // Past Ponder's finality (30 blocks here), so the whole history is backfill.
+  await anvil.testClient.mine({ blocks: 64 });
+}, 180_000);
+
+afterAll(async () => {
+  await ponder?.stop();
+  await anvil?.stop();
+  await db?.drop();
+});
+
+/** `ponder_database_method_duration_count` for one method, from Ponder's /metrics. */
+async function insertCalls(url: string, method: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let calls = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("ponder_database_method_duration_count") && line.includes(`"${method}"`))
+      calls += Number(line.split(" ").pop());
+  }
+  return calls;
+}
+
+describe("a backfill of one event per block", () => {
+  test("writes every row once, with far fewer sync-store inserts than blocks", async () => {
+    ponder = await startPonder({
+      databaseUrl: db.databaseUrl,
+      schema: db.schema,
+      chains: [{ id: anvil.chainId, rpc: anvil.rpcUrl, registry }],
+      readyTimeoutMs: 120_000,
+    });
+    const kysely = connectDatabase({ databaseUrl: db.databaseUrl, applicationName: "groups" });
+    try {
+      const events = await createReadModel({ db: kysely, schema: db.schema }).eventsAfter(
+        null,
+        10_000,
+      );
+      const cids = events.filter((e) => e.kind === "pin_hash").map((e) => e.cid as string);
+      expect(cids.length).toBe(BLOCKS);
+      expect(new Set(cids)).toEqual(emitted);
+    } finally {
+      await kysely.destroy();
+    }
+    const blockInserts = await insertCalls(ponder.url, "insert_blocks");
+    const logInserts = await insertCalls(ponder.url, "insert_logs");
+    console.log(JSON.stringify({ blocks: BLOCKS, blockInserts, logInserts }));
+    // Unpatched: one insert_blocks and one insert_logs per block (400 each).
+    expect(blockInserts).toBeGreaterThan(0);
+    expect(blockInserts).toBeLessThan(BLOCKS / 4);
+    expect(logInserts).toBeLessThan(BLOCKS / 4);
+  }, 180_000);
+});
