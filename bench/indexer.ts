@@ -214,6 +214,10 @@ async function main(): Promise<void> {
       chains: [{ id: chainId, rpc: rpcUrl, registry }],
       waitForReady: false,
       ...(process.env.BENCH_PONDER_LOG ? { logFile: process.env.BENCH_PONDER_LOG } : {}),
+      // BENCH_PONDER_CPU_PROF=<dir>: a CPU profile of `ponder start`, written when it stops.
+      ...(process.env.BENCH_PONDER_CPU_PROF
+        ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PONDER_CPU_PROF}`] }
+        : {}),
     });
     let peakRssMB = 0;
     const pgid = ponder.pid;
@@ -267,6 +271,9 @@ async function main(): Promise<void> {
         });
       }
     }
+    // Where the time went, from Ponder's own histograms: seconds summed over calls (calls
+    // overlap, so a sum can exceed the wall time), by RPC method and database method.
+    log("ponder metrics", await ponderTimeSums(ponder.url));
     log("timing", {
       readySeconds: Number((((readyAt ?? started) - started) / 1000).toFixed(2)),
       totalSeconds: Number(seconds.toFixed(2)),
@@ -287,6 +294,30 @@ async function main(): Promise<void> {
     killAnvil();
     await schema.drop();
   }
+}
+
+/** Sums and counts of Ponder's duration histograms, keyed by histogram and label. */
+async function ponderTimeSums(
+  url: string,
+): Promise<Record<string, { seconds: number; calls: number }>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sums: Record<string, { seconds: number; calls: number }> = {};
+  const wanted =
+    /^(ponder_(?:rpc_request|database_method|indexing_function|historical_extract|historical_transform)_duration)_(sum|count)(?:\{([^}]*)\})? ([0-9.e+-]+)$/;
+  for (const line of text.split("\n")) {
+    const match = wanted.exec(line);
+    if (!match) continue;
+    const [, name, kind, labels = "", value] = match;
+    const label = /(?:method|event)="([^"]*)"/.exec(labels)?.[1];
+    const key = `${(name as string).replace(/^ponder_|_duration$/g, "")}${label ? `:${label}` : ""}`;
+    const entry = sums[key] ?? { seconds: 0, calls: 0 };
+    sums[key] = entry;
+    // Ponder's durations are in milliseconds.
+    if (kind === "sum") entry.seconds += Number(value) / 1000;
+    else entry.calls += Number(value);
+  }
+  for (const entry of Object.values(sums)) entry.seconds = Number(entry.seconds.toFixed(2));
+  return Object.fromEntries(Object.entries(sums).filter(([, entry]) => entry.calls > 0));
 }
 
 main().then(

@@ -64,6 +64,8 @@ export type StartPonderOptions = {
   env?: Record<string, string>;
   /** Also write all of Ponder's output to this file (output() keeps only the tail). */
   logFile?: string;
+  /** Options for Ponder's node itself (e.g. `--cpu-prof` for a bench's profile). */
+  nodeArgs?: string[];
   /**
    * Copy every layer of the project into the root, not only the indexer's inputs: for tests
    * that edit files outside those inputs and check that Ponder's build id does not move.
@@ -176,6 +178,7 @@ async function launch(options: StartPonderOptions, root: string): Promise<Ponder
   const child = spawn(
     join(bin, "node"),
     [
+      ...(options.nodeArgs ?? []),
       join(ROOT, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js"),
       "start",
       "--root",
