@@ -2,7 +2,7 @@
  * Indexer benchmark: how fast `ponder start` backfills PinHash events from zero.
  *
  *   tsx bench/indexer.ts [--events 200000] [--batch 5000]
- *   tsx bench/indexer.ts --events 20000 --per-block 1
+ *   tsx bench/indexer.ts --events 20000 --per-block 1 [--rpc-batch 100]
  *
  * Two shapes of history: packed (`--batch N`: N PinHash events per pinMany transaction, so
  * few blocks) and spread like a real one (`--per-block K`: K transactions of one PinHash each
@@ -105,6 +105,10 @@ async function main(): Promise<void> {
   const events = argument("events", 200_000);
   const perBlock = process.argv.includes("--per-block") ? argument("per-block", 1) : undefined;
   const batch = perBlock === undefined ? argument("batch", DEFAULT_BATCH) : 1;
+  // The chain's rpcBatchSize (JSON-RPC batches over HTTP); absent, the default: none.
+  const rpcBatchSize = process.argv.includes("--rpc-batch")
+    ? argument("rpc-batch", 100)
+    : undefined;
   const chainId = uniqueChainId();
   const port = await getPort({ host: "127.0.0.1" });
   const anvil = startAnvil(port, chainId);
@@ -211,7 +215,7 @@ async function main(): Promise<void> {
     ponder = await startPonder({
       databaseUrl: schema.databaseUrl,
       schema: schema.schema,
-      chains: [{ id: chainId, rpc: rpcUrl, registry }],
+      chains: [{ id: chainId, rpc: rpcUrl, registry, ...(rpcBatchSize ? { rpcBatchSize } : {}) }],
       waitForReady: false,
       ...(process.env.BENCH_PONDER_LOG ? { logFile: process.env.BENCH_PONDER_LOG } : {}),
       // BENCH_PONDER_CPU_PROF=<dir>: a CPU profile of `ponder start`, written when it stops.
@@ -286,6 +290,7 @@ async function main(): Promise<void> {
         eventsPerSec: Math.round(events / seconds),
         blocks: eventBlocks.size,
         blocksPerSec: Math.round(eventBlocks.size / seconds),
+        rpcBatchSize: rpcBatchSize ?? 1,
         peakRssMB: Math.round(peakRssMB),
       }),
     );

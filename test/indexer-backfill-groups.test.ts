@@ -6,7 +6,8 @@
  * insert_blocks calls for 3,000 blocks, waiting 255 ms each on average). The patch writes the
  * blocks that arrive while an insert runs in the next one. This test backfills a real history
  * of one event per block and reads Ponder's own metrics: every row is there, exactly once,
- * with far fewer inserts than blocks. It fails when a Ponder upgrade drops the patch.
+ * with far fewer inserts than blocks. It fails when a Ponder upgrade drops the patch. A second
+ * run with the chain's rpcBatchSize checks that the block fetches go out in JSON-RPC batches.
  */
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
@@ -17,12 +18,14 @@ import { createReadModel } from "@/db/read-model/index.js";
 import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
+import { startRpcProxy } from "./harness/rpc-proxy.js";
 
 /** One PinHash per block. */
 const BLOCKS = 400;
 
 let anvil: Anvil;
 let db: TestSchema;
+let batchedDb: TestSchema;
 let ponder: PonderProcess | undefined;
 const emitted = new Set<string>();
 let registry: `0x${string}`;
@@ -30,6 +33,7 @@ let registry: `0x${string}`;
 beforeAll(async () => {
   anvil = await startAnvil({ chainId: uniqueChainId() });
   db = await createTestSchema("groups");
+  batchedDb = await createTestSchema("groups_batched");
   const deployed = await deployContracts(anvil);
   registry = deployed.registry;
   // Automine: one transaction, one block; sent without waiting for each receipt.
@@ -59,7 +63,22 @@ afterAll(async () => {
   await ponder?.stop();
   await anvil?.stop();
   await db?.drop();
+  await batchedDb?.drop();
 });
+
+/** The PinHash CIDs in `schema`'s event table. */
+async function indexedCids(schema: TestSchema): Promise<string[]> {
+  const kysely = connectDatabase({ databaseUrl: schema.databaseUrl, applicationName: "groups" });
+  try {
+    const events = await createReadModel({ db: kysely, schema: schema.schema }).eventsAfter(
+      null,
+      10_000,
+    );
+    return events.filter((e) => e.kind === "pin_hash").map((e) => e.cid as string);
+  } finally {
+    await kysely.destroy();
+  }
+}
 
 /** `ponder_database_method_duration_count` for one method, from Ponder's /metrics. */
 async function insertCalls(url: string, method: string): Promise<number> {
@@ -80,18 +99,9 @@ describe("a backfill of one event per block", () => {
       chains: [{ id: anvil.chainId, rpc: anvil.rpcUrl, registry }],
       readyTimeoutMs: 120_000,
     });
-    const kysely = connectDatabase({ databaseUrl: db.databaseUrl, applicationName: "groups" });
-    try {
-      const events = await createReadModel({ db: kysely, schema: db.schema }).eventsAfter(
-        null,
-        10_000,
-      );
-      const cids = events.filter((e) => e.kind === "pin_hash").map((e) => e.cid as string);
-      expect(cids.length).toBe(BLOCKS);
-      expect(new Set(cids)).toEqual(emitted);
-    } finally {
-      await kysely.destroy();
-    }
+    const cids = await indexedCids(db);
+    expect(cids.length).toBe(BLOCKS);
+    expect(new Set(cids)).toEqual(emitted);
     const blockInserts = await insertCalls(ponder.url, "insert_blocks");
     const logInserts = await insertCalls(ponder.url, "insert_logs");
     console.log(JSON.stringify({ blocks: BLOCKS, blockInserts, logInserts }));
@@ -99,5 +109,31 @@ describe("a backfill of one event per block", () => {
     expect(blockInserts).toBeGreaterThan(0);
     expect(blockInserts).toBeLessThan(BLOCKS / 4);
     expect(logInserts).toBeLessThan(BLOCKS / 4);
+    await ponder.stop();
+    ponder = undefined;
+  }, 180_000);
+
+  test("with rpcBatchSize, sends the block fetches in JSON-RPC batches and loses nothing", async () => {
+    const proxy = await startRpcProxy(anvil.rpcUrl);
+    try {
+      ponder = await startPonder({
+        databaseUrl: batchedDb.databaseUrl,
+        schema: batchedDb.schema,
+        chains: [{ id: anvil.chainId, rpc: proxy.url, registry, rpcBatchSize: 100 }],
+        readyTimeoutMs: 120_000,
+      });
+      const cids = await indexedCids(batchedDb);
+      expect(cids.length).toBe(BLOCKS);
+      expect(new Set(cids)).toEqual(emitted);
+      const fetches = proxy.calls.filter((call) => call.method === "eth_getBlockByNumber").length;
+      console.log(JSON.stringify({ calls: proxy.calls.length, requests: proxy.requests, fetches }));
+      // Every block was fetched, yet far fewer HTTP requests went out than calls.
+      expect(fetches).toBeGreaterThanOrEqual(BLOCKS);
+      expect(proxy.requests).toBeLessThan(proxy.calls.length / 3);
+    } finally {
+      await ponder?.stop();
+      ponder = undefined;
+      await proxy.close();
+    }
   }, 180_000);
 });

@@ -18,6 +18,7 @@ describe("quasar config check: chain settings", () => {
           rpc: [`https://eth.example/v2/${KEY}`, `wss://user:${KEY}@ws.example`],
           maxRequestsPerSecond: 25,
           ethGetLogsBlockRange: 2000,
+          rpcBatchSize: 100,
         }),
       },
       {},
@@ -30,6 +31,7 @@ describe("quasar config check: chain settings", () => {
         rpc: [`https://eth.example/v2/${MASK}`, `wss://user:${MASK}@ws.example/`],
         maxRequestsPerSecond: 25,
         ethGetLogsBlockRange: 2000,
+        rpcBatchSize: 100,
       }),
     ]);
   });

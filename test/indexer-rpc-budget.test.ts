@@ -83,7 +83,10 @@ describe(`a budget of ${BUDGET} requests/s`, () => {
     ponder = await startPonder({
       databaseUrl: db.databaseUrl,
       schema: db.schema,
-      chains: [{ id: chainId, rpc: proxy.url, registry, maxRequestsPerSecond: BUDGET }],
+      // Batching allowed: each call in a batch must still count against the budget.
+      chains: [
+        { id: chainId, rpc: proxy.url, registry, maxRequestsPerSecond: BUDGET, rpcBatchSize: 100 },
+      ],
       waitForReady: false,
     });
     // Reorg the tip while Ponder is still fetching the history: the last blocks' PinHash

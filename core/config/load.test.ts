@@ -109,6 +109,7 @@ describe("loadConfig", () => {
           registry: `0x${"1".repeat(40)}`,
           maxRequestsPerSecond: 25,
           ethGetLogsBlockRange: 2_000,
+          rpcBatchSize: 100,
         },
       ]),
     }).QUASAR_CHAINS;
@@ -117,6 +118,7 @@ describe("loadConfig", () => {
       rpcUrls: ["https://a.example/key", "wss://b.example"],
       maxRequestsPerSecond: 25,
       ethGetLogsBlockRange: 2_000,
+      rpcBatchSize: 100,
     });
   });
 
@@ -126,6 +128,8 @@ describe("loadConfig", () => {
     [{ maxRequestsPerSecond: 0 }, /QUASAR_CHAINS: 0\.maxRequestsPerSecond/],
     [{ maxRequestsPerSecond: "25" }, /QUASAR_CHAINS: 0\.maxRequestsPerSecond/],
     [{ ethGetLogsBlockRange: 1.5 }, /QUASAR_CHAINS: 0\.ethGetLogsBlockRange/],
+    [{ rpcBatchSize: 0 }, /QUASAR_CHAINS: 0\.rpcBatchSize/],
+    [{ rpcBatchSize: 5_000 }, /QUASAR_CHAINS: 0\.rpcBatchSize/],
   ])("rejects the chain setting %o", (fields, pattern) => {
     const chain = { id: 1, rpc: "http://x", registry: `0x${"1".repeat(40)}`, ...fields };
     expect(problemsOf({ QUASAR_CHAINS: JSON.stringify([chain]) }).join("\n")).toMatch(pattern);

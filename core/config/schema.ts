@@ -88,6 +88,12 @@ export const chainSchema = z
     maxRequestsPerSecond: z.number().positive().max(100_000).optional(),
     /** Widest block range of one eth_getLogs (providers cap it); absent: Ponder adapts. */
     ethGetLogsBlockRange: z.number().int().positive().optional(),
+    /**
+     * Most requests sent together in one JSON-RPC batch over HTTP (requests issued within
+     * the same moment). Absent or 1: no batching, which every endpoint accepts; a node of
+     * one's own takes 100 and backfills faster. Each request still counts against the budget.
+     */
+    rpcBatchSize: z.number().int().min(1).max(1_000).optional(),
   })
   // `rpc` stays the first (primary) URL so every reader of one URL keeps working;
   // `rpcUrls` lists them all, in order of preference.
@@ -187,7 +193,7 @@ export const configSchema = z
       "Postgres schema of the reconciler's own tables (optimistic pins, ledger, reconcile log).",
     ),
     QUASAR_CHAINS: chains.describe(
-      "JSON array of chains: id, rpc (http/ws URL, or an array of them: fallbacks), registry address, startBlock, optional name, maxRequestsPerSecond (request budget over all URLs; absent: none), ethGetLogsBlockRange. Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
+      "JSON array of chains: id, rpc (http/ws URL, or an array of them: fallbacks), registry address, startBlock, optional name, maxRequestsPerSecond (request budget over all URLs; absent: none), ethGetLogsBlockRange, rpcBatchSize (JSON-RPC batch over HTTP; absent: none). Default: local anvil 31337 at 127.0.0.1:8545 with the registry at anvil's first deployment address.",
     ),
     QUASAR_INDEXER_PORT: port(42069).describe(
       "Port of the indexer's status server (/ready, /status).",

@@ -41,6 +41,7 @@ export type PonderChain = {
   /** The chain's request budget (requests per second over all its URLs). */
   maxRequestsPerSecond?: number;
   ethGetLogsBlockRange?: number;
+  rpcBatchSize?: number;
 };
 
 /** Ponder's /status answer: per chain name, the chain id and the latest indexed block. */

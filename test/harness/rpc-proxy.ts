@@ -16,6 +16,8 @@ export type RpcProxy = {
   url: string;
   /** Arrival time (performance.now(), ms) and method of every call, in order. */
   calls: { at: number; method: string }[];
+  /** HTTP requests received (a JSON-RPC batch is one request of several calls). */
+  readonly requests: number;
   /** Most calls that arrived within any `windowMs` (a sliding window). */
   maxPerWindow(windowMs: number): number;
   /** From now on, requests get no answer until release(). */
@@ -33,10 +35,12 @@ async function readBody(request: IncomingMessage): Promise<string> {
 
 export async function startRpcProxy(target: string): Promise<RpcProxy> {
   const calls: RpcProxy["calls"] = [];
+  let requests = 0;
   let held: (() => void)[] | undefined;
   const server = createServer(async (request, response) => {
     // Arrival is when the request's head is in, before its body is read.
     const at = performance.now();
+    requests++;
     const body = await readBody(request);
     try {
       const parsed = JSON.parse(body) as { method?: string } | { method?: string }[];
@@ -68,6 +72,9 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
   return {
     url: `http://127.0.0.1:${port}`,
     calls,
+    get requests() {
+      return requests;
+    },
     maxPerWindow(windowMs) {
       let max = 0;
       let start = 0;
