@@ -60,7 +60,9 @@ function budgetedTransport(chain: ChainConfig): Transport {
   const transports = chain.rpcUrls.map((url) =>
     /^wss?:/.test(url)
       ? webSocket(url, { retryCount: 0, timeout: RPC_TIMEOUT_MS })
-      : http(url, { retryCount: 0, timeout: RPC_TIMEOUT_MS, ...batch }),
+      : // No cap on an answer's size, as Ponder's own client: viem's default of 10 MB failed
+        // every eth_getLogs of a busy range (35 MB for 50,000 PinHash logs) forever.
+        http(url, { retryCount: 0, timeout: RPC_TIMEOUT_MS, maxResponseBodySize: false, ...batch }),
   );
   const inner = transports.length === 1 ? (transports[0] as Transport) : fallback(transports);
   const gate = requestGate(chain.maxRequestsPerSecond);
