@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { diffPins } from "./diff.js";
 
@@ -74,5 +76,33 @@ describe("diffPins", () => {
     await expect(
       diffPins(from(["a"]), from(["b"]), { signal: AbortSignal.abort() }),
     ).rejects.toThrow();
+  });
+
+  it("keeps no page of the desired stream alive through the CIDs it returns", async () => {
+    // Pages as the store sends them: one text split into slices. One CID of each page is
+    // missing from the listing, so toPin holds one CID per page.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const PAGES = 100;
+    const PER_PAGE = 5_000;
+    const cid = (page: number, i: number) => `bafkrei${page}x${i}`.padEnd(59, "q");
+    async function* desired() {
+      for (let page = 0; page < PAGES; page++)
+        yield Array.from({ length: PER_PAGE }, (_, i) => cid(page, i))
+          .join("\n")
+          .split("\n");
+    }
+    async function* listing() {
+      for (let page = 0; page < PAGES; page++)
+        yield Array.from({ length: PER_PAGE - 1 }, (_, i) => cid(page, i + 1));
+    }
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const result = await diffPins(desired(), listing());
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(result.toPin).toHaveLength(PAGES);
+    // The pages are 30 MB of text; the 100 CIDs kept, a few KB.
+    expect(grown).toBeLessThan(8 * 2 ** 20);
   });
 });

@@ -79,9 +79,9 @@ export async function diffPins(
   const toPin: string[] = [];
   const match = (item: string | readonly string[]) => {
     if (typeof item === "string") {
-      if (!listed.delete(item)) toPin.push(item);
+      if (!listed.delete(item)) toPin.push(detach(item));
     } else {
-      for (const cid of item) if (!listed.delete(cid)) toPin.push(cid);
+      for (const cid of item) if (!listed.delete(cid)) toPin.push(detach(cid));
     }
   };
   for (const item of ahead) match(item);
@@ -95,4 +95,15 @@ export async function diffPins(
   }
   signal?.throwIfAborted();
   return { toPin, toUnpin: [...listed.values()] };
+}
+
+/**
+ * A copy of `cid` that shares no memory with the string it was cut from. The store's desired
+ * pages arrive as one text per 20,000 CIDs, split into slices of it; keeping one slice keeps
+ * the whole page. At 10M desired CIDs with one missing in 5,000, toPin kept every page:
+ * 600 MB of live heap for 2,000 CIDs.
+ */
+function detach(cid: string): string {
+  // Concatenation then slice makes V8 flatten into a new string of the CID's own length.
+  return ` ${cid}`.slice(1);
 }
