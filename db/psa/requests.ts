@@ -360,7 +360,7 @@ export async function listPsaRequests(
   else if (remembered !== undefined) count = remembered;
   else if (signature === undefined)
     count = await countByStatus(db, schema, rule, filter, usageRow, cache);
-  else count = await countMatches(db, schema, rule, filter);
+  else count = await countMatches(db, schema, filter);
   const oldest = results[results.length - 1];
   if (cache && signature && oldest && count > results.length) {
     if (cache.pages.size >= COUNT_CACHE_ENTRIES) cache.pages.clear();
@@ -453,7 +453,6 @@ async function countStatuses(
 async function countMatches(
   db: Kysely<Database>,
   schema: string,
-  rule: ReplicaRule,
   filter: PsaListFilter,
 ): Promise<number> {
   const table = sql.id(schema, "psa_request");
