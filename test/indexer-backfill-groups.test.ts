@@ -12,10 +12,9 @@
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { StorageAbi } from "@/abis/index.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createReadModel } from "@/db/read-model/index.js";
-import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
+import { type Anvil, deployContracts, pinBatches, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { startRpcProxy } from "./harness/rpc-proxy.js";
@@ -36,25 +35,15 @@ beforeAll(async () => {
   batchedDb = await createTestSchema("groups_batched");
   const deployed = await deployContracts(anvil);
   registry = deployed.registry;
-  // Automine: one transaction, one block; sent without waiting for each receipt.
-  let nonce = await anvil.publicClient.getTransactionCount({ address: anvil.account.address });
-  let last: `0x${string}` | undefined;
   for (let i = 0; i < BLOCKS; i++) {
-    const cid = CID.createV1(
-      0x55,
-      await sha256.digest(new TextEncoder().encode(`group ${i}`)),
-    ).toString();
-    emitted.add(cid);
-    last = await anvil.walletClient.writeContract({
-      address: deployed.storage,
-      abi: StorageAbi,
-      functionName: "pinMany",
-      args: [[cid]],
-      gas: 300_000n,
-      nonce: nonce++,
-    });
+    const digest = await sha256.digest(new TextEncoder().encode(`group ${i}`));
+    emitted.add(CID.createV1(0x55, digest).toString());
   }
-  if (last) await anvil.publicClient.waitForTransactionReceipt({ hash: last });
+  await pinBatches(
+    anvil,
+    deployed.storage,
+    [...emitted].map((cid) => [cid]),
+  );
   // Past Ponder's finality (30 blocks here), so the whole history is backfill.
   await anvil.testClient.mine({ blocks: 64 });
 }, 180_000);

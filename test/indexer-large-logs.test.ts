@@ -10,10 +10,9 @@
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { StorageAbi } from "@/abis/index.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createReadModel } from "@/db/read-model/index.js";
-import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
+import { type Anvil, deployContracts, pinBatches, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 
@@ -32,8 +31,7 @@ beforeAll(async () => {
   anvil = await startAnvil({ chainId: uniqueChainId() });
   db = await createTestSchema("biglogs");
   ({ registry, storage } = await deployContracts(anvil));
-  let nonce = await anvil.publicClient.getTransactionCount({ address: anvil.account.address });
-  let last: `0x${string}` | undefined;
+  const batches: string[][] = [];
   for (let t = 0; t < TRANSACTIONS; t++) {
     const cids: string[] = [];
     for (let i = 0; i < PER_TRANSACTION; i++) {
@@ -41,16 +39,9 @@ beforeAll(async () => {
       cids.push(CID.createV1(0x55, digest).toString());
     }
     for (const cid of cids) emitted.add(cid);
-    last = await anvil.walletClient.writeContract({
-      address: storage,
-      abi: StorageAbi,
-      functionName: "pinMany",
-      args: [cids],
-      gas: BigInt(PER_TRANSACTION) * 12_000n + 200_000n,
-      nonce: nonce++,
-    });
+    batches.push(cids);
   }
-  if (last) await anvil.publicClient.waitForTransactionReceipt({ hash: last });
+  await pinBatches(anvil, storage, batches);
   await anvil.testClient.mine({ blocks: 64 });
 }, 180_000);
 

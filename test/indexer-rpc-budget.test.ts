@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { StorageAbi } from "@/abis/index.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createReadModel, type ReadModel } from "@/db/read-model/index.js";
-import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
+import { type Anvil, deployContracts, pinBatches, startAnvil } from "./harness/anvil.js";
 import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { type RpcProxy, startRpcProxy } from "./harness/rpc-proxy.js";
@@ -44,22 +44,13 @@ beforeAll(async () => {
   const deployed = await deployContracts(anvil);
   storage = deployed.storage;
   registry = deployed.registry;
-  // One transaction per block (automine), sent without waiting for each receipt.
-  let nonce = await anvil.publicClient.getTransactionCount({ address: anvil.account.address });
-  let last: `0x${string}` | undefined;
-  for (let i = 0; i < EVENTS; i++) {
-    const cid = await cidOf(`budget ${i}`);
-    canonical.add(cid);
-    last = await anvil.walletClient.writeContract({
-      address: storage,
-      abi: StorageAbi,
-      functionName: "pinMany",
-      args: [[cid]],
-      gas: 300_000n,
-      nonce: nonce++,
-    });
-  }
-  if (last) await anvil.publicClient.waitForTransactionReceipt({ hash: last });
+  // One transaction per block.
+  for (let i = 0; i < EVENTS; i++) canonical.add(await cidOf(`budget ${i}`));
+  await pinBatches(
+    anvil,
+    storage,
+    [...canonical].map((cid) => [cid]),
+  );
 
   proxy = await startRpcProxy(anvil.rpcUrl);
   kysely = connectDatabase({

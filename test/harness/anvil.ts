@@ -363,6 +363,27 @@ export async function registerData(
   return hash;
 }
 
+/**
+ * Emits each batch as one pinMany transaction (automine: one block each), sent without
+ * waiting for each receipt; resolves once the last is mined. For histories of many blocks.
+ */
+export async function pinBatches(anvil: Anvil, storage: Address, batches: string[][]) {
+  let nonce = await anvil.publicClient.getTransactionCount({ address: anvil.account.address });
+  let last: Hash | undefined;
+  for (const cids of batches) {
+    last = await anvil.walletClient.writeContract({
+      address: storage,
+      abi: StorageAbi,
+      functionName: "pinMany",
+      args: [cids],
+      // Explicit gas skips estimation; an event costs about 4,500.
+      gas: BigInt(cids.length) * 12_000n + 200_000n,
+      nonce: nonce++,
+    });
+  }
+  if (last) await confirm(anvil, last, "pinMany");
+}
+
 /** Emits one PinHash per CID from `storage` in one transaction; resolves once mined. */
 export async function pinMany(anvil: Anvil, storage: Address, cids: string[]): Promise<Hash> {
   const hash = await anvil.walletClient.writeContract({
