@@ -33,7 +33,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "@/abis/index.js";
-import { startPonder, uniqueChainId } from "@/test/harness/ponder.js";
+import { ponderTimeSums, startPonder, uniqueChainId } from "@/test/harness/ponder.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -301,30 +301,6 @@ async function main(): Promise<void> {
     killAnvil();
     await schema.drop();
   }
-}
-
-/** Sums and counts of Ponder's duration histograms, keyed by histogram and label. */
-async function ponderTimeSums(
-  url: string,
-): Promise<Record<string, { seconds: number; calls: number }>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const sums: Record<string, { seconds: number; calls: number }> = {};
-  const wanted =
-    /^(ponder_(?:rpc_request|database_method|indexing_function|historical_extract|historical_transform)_duration)_(sum|count)(?:\{([^}]*)\})? ([0-9.e+-]+)$/;
-  for (const line of text.split("\n")) {
-    const match = wanted.exec(line);
-    if (!match) continue;
-    const [, name, kind, labels = "", value] = match;
-    const label = /(?:method|event)="([^"]*)"/.exec(labels)?.[1];
-    const key = `${(name as string).replace(/^ponder_|_duration$/g, "")}${label ? `:${label}` : ""}`;
-    const entry = sums[key] ?? { seconds: 0, calls: 0 };
-    sums[key] = entry;
-    // Ponder's durations are in milliseconds.
-    if (kind === "sum") entry.seconds += Number(value) / 1000;
-    else entry.calls += Number(value);
-  }
-  for (const entry of Object.values(sums)) entry.seconds = Number(entry.seconds.toFixed(2));
-  return Object.fromEntries(Object.entries(sums).filter(([, entry]) => entry.calls > 0));
 }
 
 main().then(

@@ -6,7 +6,7 @@ import { CompactCidSet } from "./cid-set.js";
  * desired set; each may yield single CIDs or arrays of them (pages cost one await, not one
  * per CID, which matters at a million CIDs).
  *
- * Memory: the listing is held (reconciler/cid-set.ts: ~70 bytes a CID, where a Set of
+ * Memory: the listing is held (reconciler/cid-set.ts: ~72 bytes a CID, where a Set of
  * strings took ~280) and matched desired CIDs are marked off it; the desired side is
  * streamed through, with a bounded read-ahead while the listing arrives. The listing is
  * complete before any match, so a CID listed twice (v0 and v1 spellings of one pin) is never

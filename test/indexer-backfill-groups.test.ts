@@ -15,7 +15,12 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { connectDatabase } from "@/db/connect.js";
 import { createReadModel } from "@/db/read-model/index.js";
 import { type Anvil, deployContracts, pinBatches, startAnvil } from "./harness/anvil.js";
-import { type PonderProcess, startPonder, uniqueChainId } from "./harness/ponder.js";
+import {
+  type PonderProcess,
+  ponderTimeSums,
+  startPonder,
+  uniqueChainId,
+} from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { startRpcProxy } from "./harness/rpc-proxy.js";
 
@@ -69,17 +74,6 @@ async function indexedCids(schema: TestSchema): Promise<string[]> {
   }
 }
 
-/** `ponder_database_method_duration_count` for one method, from Ponder's /metrics. */
-async function insertCalls(url: string, method: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let calls = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith("ponder_database_method_duration_count") && line.includes(`"${method}"`))
-      calls += Number(line.split(" ").pop());
-  }
-  return calls;
-}
-
 describe("a backfill of one event per block", () => {
   test("writes every row once, with far fewer sync-store inserts than blocks", async () => {
     ponder = await startPonder({
@@ -91,8 +85,9 @@ describe("a backfill of one event per block", () => {
     const cids = await indexedCids(db);
     expect(cids.length).toBe(BLOCKS);
     expect(new Set(cids)).toEqual(emitted);
-    const blockInserts = await insertCalls(ponder.url, "insert_blocks");
-    const logInserts = await insertCalls(ponder.url, "insert_logs");
+    const sums = await ponderTimeSums(ponder.url);
+    const blockInserts = sums["database_method:insert_blocks"]?.calls ?? 0;
+    const logInserts = sums["database_method:insert_logs"]?.calls ?? 0;
     console.log(JSON.stringify({ blocks: BLOCKS, blockInserts, logInserts }));
     // Unpatched: one insert_blocks and one insert_logs per block (400 each).
     expect(blockInserts).toBeGreaterThan(0);

@@ -110,6 +110,34 @@ export type PonderProcess = {
 const ownedChainIds = new Set<number>();
 
 /**
+ * Ponder's own duration histograms from its /metrics, summed per histogram and method (or
+ * event): seconds over all calls (calls overlap, so a sum can exceed the wall time) and the
+ * number of calls. Keys like `database_method:insert_blocks`, `rpc_request:eth_getLogs`.
+ */
+export async function ponderTimeSums(
+  url: string,
+): Promise<Record<string, { seconds: number; calls: number }>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sums: Record<string, { seconds: number; calls: number }> = {};
+  const wanted =
+    /^(ponder_(?:rpc_request|database_method|indexing_function|historical_extract|historical_transform)_duration)_(sum|count)(?:\{([^}]*)\})? ([0-9.e+-]+)$/;
+  for (const line of text.split("\n")) {
+    const match = wanted.exec(line);
+    if (!match) continue;
+    const [, name, kind, labels = "", value] = match;
+    const label = /(?:method|event)="([^"]*)"/.exec(labels)?.[1];
+    const key = `${(name as string).replace(/^ponder_|_duration$/g, "")}${label ? `:${label}` : ""}`;
+    const entry = sums[key] ?? { seconds: 0, calls: 0 };
+    sums[key] = entry;
+    // Ponder's durations are in milliseconds.
+    if (kind === "sum") entry.seconds += Number(value) / 1000;
+    else entry.calls += Number(value);
+  }
+  for (const entry of Object.values(sums)) entry.seconds = Number(entry.seconds.toFixed(2));
+  return Object.fromEntries(Object.entries(sums).filter(([, entry]) => entry.calls > 0));
+}
+
+/**
  * A chain id no other test or run uses (see the module comment). Large enough to match no
  * real chain, small enough for anvil, Ponder and an int4 column.
  */
