@@ -51,17 +51,18 @@ describe("connectDatabase", () => {
   });
 
   it("fails the query in flight when its session is killed, and keeps serving", async () => {
-    const running = sql`select pg_sleep(5)`.execute(db);
+    // The handler is attached at once: the failure can arrive before terminate() returns.
+    const running = sql`select pg_sleep(5)`.execute(db).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     await new Promise((resolve) => setTimeout(resolve, 300));
     const { rows } = await sql<{ pid: number }>`
       select pid from pg_stat_activity
       where application_name = 'quasar-conn-test' and query like 'select pg_sleep%'`.execute(admin);
     expect(rows.length).toBe(1);
     await terminate(Number(rows[0]?.pid));
-    const failure = await running.then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const failure = await running;
     expect(isDatabaseUnavailable(failure)).toBe(true);
     const { rows: after } = await sql<{ one: number }>`select 1 as one`.execute(db);
     expect(after[0]?.one).toBe(1);
