@@ -1,13 +1,18 @@
 /**
  * `npm run bench:api [-- --uploads N --concurrency C --big-bytes B --backend kubo|helia
- *   --exclusive]` (--exclusive: the Kubo daemon is declared Quasar's alone, `?exclusive=true`)
+ *   --exclusive --direct http|client]` (--exclusive: the Kubo daemon is declared Quasar's
+ *   alone, `?exclusive=true`)
  *
  * 1. Small uploads: C concurrent clients upload N files of 1 KiB through the API (fetch +
  *    FormData, field `entry`, as the Aragon client does), and N other 1 KiB files go
- *    straight to the same backend through the same ContentBackend client (addFile) with the same
- *    concurrency, alternating in `--rounds` rounds (the node slows as it fills, so neither
- *    side always gets the fuller node). Fresh bytes for each side, so neither re-adds
- *    content the other stored.
+ *    straight to the same backend with the same concurrency, alternating in `--rounds`
+ *    rounds (the node slows as it fills, so neither side always gets the fuller node).
+ *    Fresh bytes for each side, so neither re-adds content the other stored.
+ *    The direct side (`--direct`): `http` (default) posts to Kubo's `add` with the same
+ *    client code as the API side (fetch + FormData, pinned under Quasar's name), so both
+ *    sides pay the same client cost on the shared core; `client` goes through Quasar's own
+ *    ContentBackend client (addFile), a much cheaper client than fetch. helia is always
+ *    `client`.
  *    With `--backend kubo` (default) both sides talk to one Kubo daemon, alone on core 1
  *    (`taskset`), while the API child, this process (the clients and the direct side) and the
  *    API's PostgreSQL backends are moved to core 0 (`isolated` says whether that worked); with
@@ -19,12 +24,13 @@
  *    to the server's peak memory over its resident size before it.
  *
  * CPU per small upload is read from /proc for each side: Quasar's (the API process and its
- * PostgreSQL backends; for the direct side, this process) and Kubo's.
+ * PostgreSQL backends), the clients' (this process, on Quasar's core) and Kubo's.
  *
  * Last line:
- * {"bench":"api","backend":"kubo","backendVersion":V,"isolated":I,"uploads":N,"apiPerSec":A,
+ * {"bench":"api","backend":"kubo","backendVersion":V,"isolated":I,"uploads":N,
+ *  "exclusive":E,"direct":"http"|"client","apiPerSec":A,
  *  "directPerSec":B,"ratio":A/B,"p99Ms":P,"directP99Ms":Q,"bigUploadPeakRssMB":M,
- *  "cpuMsPerUpload":{"api":{"quasar":…,"kubo":…},"direct":{"quasar":…,"kubo":…}}}
+ *  "cpuMsPerUpload":{"api":{"quasar":…,"client":…,"kubo":…},"direct":{"client":…,"kubo":…}}}
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -53,6 +59,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "kubo" },
     rounds: { type: "string", default: "4" },
     exclusive: { type: "boolean", default: false },
+    direct: { type: "string", default: "http" },
   },
 });
 const N = positive("uploads", values.uploads);
@@ -64,6 +71,11 @@ if (values.backend !== "kubo" && values.backend !== "helia") {
   throw new Error(`--backend must be kubo or helia, got ${values.backend}`);
 }
 const ROUNDS = positive("rounds", values.rounds);
+if (values.direct !== "http" && values.direct !== "client") {
+  throw new Error(`--direct must be http or client, got ${values.direct}`);
+}
+// helia runs in this process: it has no HTTP endpoint to post to.
+const DIRECT = values.backend === "helia" ? "client" : values.direct;
 const FILE_BYTES = 1024;
 const WARMUP = Math.min(50, N);
 
@@ -160,6 +172,21 @@ async function uploadThroughApi(url: string, bytes: Uint8Array): Promise<void> {
   if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${text}`);
 }
 
+/**
+ * The same upload straight to Kubo's `add`, pinned under Quasar's name, with the same client
+ * code as uploadThroughApi (fetch + FormData): both sides pay the same client cost.
+ */
+async function uploadToKubo(apiUrl: string, bytes: Uint8Array): Promise<void> {
+  const form = new FormData();
+  form.append("file", new Blob([bytes]), "file.bin");
+  const response = await fetch(
+    `${apiUrl}/api/v0/add?pin=true&pin-name=${QUASAR_PIN_NAME}&progress=false`,
+    { method: "POST", body: form },
+  );
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`Kubo's add answered ${response.status}: ${text}`);
+}
+
 /** Streams a multipart upload of `size` bytes generated on the fly; resolves with the answer. */
 function bigUpload(url: string, size: number): Promise<{ status: number; body: string }> {
   const target = new URL(`${url}/api/v0/add`);
@@ -249,6 +276,13 @@ async function main(): Promise<void> {
     }
     await direct.open();
     cleanups.push(() => direct.close());
+    const kuboUrl = daemon?.apiUrl;
+    const uploadDirect =
+      DIRECT === "http" && kuboUrl
+        ? (bytes: Uint8Array) => uploadToKubo(kuboUrl, bytes)
+        : async (bytes: Uint8Array) => {
+            await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
+          };
 
     log("starting the API…");
     const api = await startApi({
@@ -266,9 +300,7 @@ async function main(): Promise<void> {
 
     // Warm both paths (connections, JIT, first blocks) before timing.
     await pool(files(WARMUP), C, (bytes) => uploadThroughApi(api.url, bytes));
-    await pool(files(WARMUP), C, async (bytes) => {
-      await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
-    });
+    await pool(files(WARMUP), C, uploadDirect);
     // Our side on core 0, the daemon alone on core 1; the API's PostgreSQL backends exist
     // now that it has served uploads.
     const admin = connectDatabase({ databaseUrl: schema.databaseUrl, maxConnections: 1 });
@@ -278,7 +310,9 @@ async function main(): Promise<void> {
       daemon?.isolated === true &&
       (await pinToCores([process.pid, api.pid, ...(await apiPgPids())], "0"));
     const kuboCpu = () => (daemon ? (processCpuSeconds(daemon.pid() as number) ?? 0) : 0);
-    const quasarCpu = { api: cpuMeter(), direct: cpuMeter() };
+    const quasarCpu = { api: cpuMeter() };
+    // This process is the clients of both sides: its CPU shares core 0 with Quasar's.
+    const clientCpu = { api: cpuMeter(), direct: cpuMeter() };
     const kuboSeconds = { api: 0, direct: 0 };
 
     // The backend slows down as it fills up (more blocks, more pins), so whichever side ran
@@ -293,6 +327,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const count = Math.floor(N / ROUNDS) + (round < N % ROUNDS ? 1 : 0);
       quasarCpu.api.sample([api.pid, ...(await apiPgPids())], true);
+      clientCpu.api.sample([process.pid], true);
       let kuboBefore = kuboCpu();
       let started = performance.now();
       await pool(files(count), C, async (bytes) => {
@@ -303,17 +338,18 @@ async function main(): Promise<void> {
       apiSeconds += (performance.now() - started) / 1000;
       kuboSeconds.api += kuboCpu() - kuboBefore;
       quasarCpu.api.sample([api.pid, ...(await apiPgPids())], false);
-      quasarCpu.direct.sample([process.pid], true);
+      clientCpu.api.sample([process.pid], false);
+      clientCpu.direct.sample([process.pid], true);
       kuboBefore = kuboCpu();
       started = performance.now();
       await pool(files(count), C, async (bytes) => {
         const t0 = performance.now();
-        await direct.addFile(once(bytes), { name: QUASAR_PIN_NAME });
+        await uploadDirect(bytes);
         directLatencies.push(performance.now() - t0);
       });
       directSeconds += (performance.now() - started) / 1000;
       kuboSeconds.direct += kuboCpu() - kuboBefore;
-      quasarCpu.direct.sample([process.pid], false);
+      clientCpu.direct.sample([process.pid], false);
     }
     // Where the API's upload time went, from its own metrics.
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
@@ -372,6 +408,7 @@ async function main(): Promise<void> {
       isolated,
       uploads: N,
       exclusive: values.exclusive,
+      direct: DIRECT,
       apiPerSec,
       directPerSec,
       ratio: round(apiPerSec / directPerSec, 3),
@@ -385,8 +422,12 @@ async function main(): Promise<void> {
       ),
       bigUploadPeakRssMB,
       cpuMsPerUpload: {
-        api: { quasar: msPer(quasarCpu.api.seconds()), kubo: msPer(kuboSeconds.api) },
-        direct: { quasar: msPer(quasarCpu.direct.seconds()), kubo: msPer(kuboSeconds.direct) },
+        api: {
+          quasar: msPer(quasarCpu.api.seconds()),
+          client: msPer(clientCpu.api.seconds()),
+          kubo: msPer(kuboSeconds.api),
+        },
+        direct: { client: msPer(clientCpu.direct.seconds()), kubo: msPer(kuboSeconds.direct) },
       },
     };
     log(`p50 ${round(percentile(sorted, 50), 1)} ms, backend ${values.backend}, concurrency ${C}`);
