@@ -164,28 +164,30 @@ async function memoryKB(pid: number): Promise<{ rss: number; hwm: number }> {
   return { rss: field("VmRSS"), hwm: field("VmHWM") };
 }
 
-async function uploadThroughApi(url: string, bytes: Uint8Array): Promise<void> {
+/**
+ * One file as a multipart POST (fetch + FormData): the client code of both sides, so both
+ * pay the same client cost on the shared core.
+ */
+async function postFile(url: string, field: string, bytes: Uint8Array, ok: number): Promise<void> {
   const form = new FormData();
-  form.append("entry", new Blob([bytes]), "file.bin");
-  const response = await fetch(`${url}/api/v0/add`, { method: "POST", body: form });
+  form.append(field, new Blob([bytes]), "file.bin");
+  const response = await fetch(url, { method: "POST", body: form });
   const text = await response.text();
-  if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${text}`);
+  if (response.status !== ok) throw new Error(`${url} answered ${response.status}: ${text}`);
 }
 
-/**
- * The same upload straight to Kubo's `add`, pinned under Quasar's name, with the same client
- * code as uploadThroughApi (fetch + FormData): both sides pay the same client cost.
- */
-async function uploadToKubo(apiUrl: string, bytes: Uint8Array): Promise<void> {
-  const form = new FormData();
-  form.append("file", new Blob([bytes]), "file.bin");
-  const response = await fetch(
+/** An upload through the API, as the Aragon client makes it (field `entry`, 201). */
+const uploadThroughApi = (url: string, bytes: Uint8Array) =>
+  postFile(`${url}/api/v0/add`, "entry", bytes, 201);
+
+/** The same upload straight to Kubo's `add`, pinned under Quasar's name. */
+const uploadToKubo = (apiUrl: string, bytes: Uint8Array) =>
+  postFile(
     `${apiUrl}/api/v0/add?pin=true&pin-name=${QUASAR_PIN_NAME}&progress=false`,
-    { method: "POST", body: form },
+    "file",
+    bytes,
+    200,
   );
-  const text = await response.text();
-  if (response.status !== 200) throw new Error(`Kubo's add answered ${response.status}: ${text}`);
-}
 
 /** Streams a multipart upload of `size` bytes generated on the fly; resolves with the answer. */
 function bigUpload(url: string, size: number): Promise<{ status: number; body: string }> {

@@ -33,6 +33,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "@/abis/index.js";
+import { sendPinMany } from "@/test/harness/anvil.js";
 import { ponderTimeSums, startPonder, uniqueChainId } from "@/test/harness/ponder.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
 
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
       }),
     });
 
-    // Emit (not timed). Explicit gas skips estimation, which would execute every batch twice.
+    // Emit (not timed): transactions numbered here and sent without waiting (sendPinMany).
     const emitStart = performance.now();
     let nonce = await publicClient.getTransactionCount({ address: account.address });
     const hashes: `0x${string}`[] = [];
@@ -174,16 +175,7 @@ async function main(): Promise<void> {
       const cids = Array.from({ length: Math.min(batch, events - start) }, (_, k) =>
         benchCid(start + k),
       );
-      hashes.push(
-        await walletClient.writeContract({
-          address: storage,
-          abi: StorageAbi,
-          functionName: "pinMany",
-          args: [cids],
-          gas: BigInt(cids.length) * 12_000n + 200_000n,
-          nonce: nonce++,
-        }),
-      );
+      hashes.push(await sendPinMany(walletClient, storage, cids, nonce++));
       if (perBlock !== undefined && hashes.length % perBlock === 0)
         await testClient.mine({ blocks: 1 });
     }

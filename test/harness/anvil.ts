@@ -370,18 +370,29 @@ export async function registerData(
 export async function pinBatches(anvil: Anvil, storage: Address, batches: string[][]) {
   let nonce = await anvil.publicClient.getTransactionCount({ address: anvil.account.address });
   let last: Hash | undefined;
-  for (const cids of batches) {
-    last = await anvil.walletClient.writeContract({
-      address: storage,
-      abi: StorageAbi,
-      functionName: "pinMany",
-      args: [cids],
-      // Explicit gas skips estimation; an event costs about 4,500.
-      gas: BigInt(cids.length) * 12_000n + 200_000n,
-      nonce: nonce++,
-    });
-  }
+  for (const cids of batches) last = await sendPinMany(anvil.walletClient, storage, cids, nonce++);
   if (last) await confirm(anvil, last, "pinMany");
+}
+
+/**
+ * Sends one pinMany transaction with an explicit nonce and gas, without waiting for it: a
+ * sender of many transactions numbers them itself. Explicit gas skips estimation, which
+ * would execute every transaction twice; an event costs about 4,500.
+ */
+export function sendPinMany(
+  walletClient: WalletClient<Transport, Chain, Account>,
+  storage: Address,
+  cids: string[],
+  nonce: number,
+): Promise<Hash> {
+  return walletClient.writeContract({
+    address: storage,
+    abi: StorageAbi,
+    functionName: "pinMany",
+    args: [cids],
+    gas: BigInt(cids.length) * 12_000n + 200_000n,
+    nonce,
+  });
 }
 
 /** Emits one PinHash per CID from `storage` in one transaction; resolves once mined. */
