@@ -218,11 +218,28 @@ async function writeFold(db: Kysely<Database>, page: ChainEvent[], overlay: Over
   const { refs, registrations, cids, contracts } = foldEvents(page);
   await overlay.affectedCids.add(cids);
   for (const key of contracts) overlay.standingCandidates.add(key);
-  // Rows are keyed by the event id.
-  for (let start = 0; start < refs.length; start += 1_000) {
+  // Rows are keyed by the event id. One array per column (unnest), not one parameter per
+  // value: a first fold writes millions of rows, and a statement of 1,000 rows × 7 parameters
+  // spent more time in PostgreSQL's parse and bind than in the insert itself.
+  if (refs.length > 0) {
+    const column = <K extends keyof (typeof refs)[number]>(key: K) => refs.map((ref) => ref[key]);
     await db
       .insertInto("pin_ref")
-      .values(refs.slice(start, start + 1_000))
+      .columns([
+        "event_id",
+        "cid",
+        "chain_id",
+        "contract",
+        "block_number",
+        "block_timestamp",
+        "transaction_hash",
+      ])
+      .expression(
+        sql`select * from unnest(${column("event_id")}::text[], ${column("cid")}::text[],
+          ${column("chain_id")}::int8[], ${column("contract")}::text[],
+          ${column("block_number")}::int8[], ${column("block_timestamp")}::int8[],
+          ${column("transaction_hash")}::text[])`,
+      )
       .onConflict((c) => c.column("event_id").doNothing())
       .execute();
   }
@@ -430,17 +447,33 @@ async function writeRows(
       .execute();
   }
   if (upserts.length === 0) return;
+  // One array per column (unnest), as in writeFold: a first fold upserts every desired CID.
+  const flags = upserts.map((row) => reasonFlags(row.reasons));
+  const flag = (key: keyof (typeof flags)[number]) => flags.map((f) => f[key]);
   await db
     .insertInto("desired_cid")
-    .values(
-      upserts.map((row) => ({
-        cid: row.cid,
-        reasons: row.json,
-        next_change_at: row.nextChangeAt,
-        ...reasonFlags(row.reasons),
-        uses_tail: row.usesTail,
-        updated_at: now,
-      })),
+    .columns([
+      "cid",
+      "reasons",
+      "next_change_at",
+      "is_confirmed",
+      "is_pending",
+      "is_optimistic",
+      "is_demoted",
+      "is_psa",
+      "uses_tail",
+      "updated_at",
+    ])
+    .expression(
+      sql`select cid, reasons::jsonb, next_change_at, is_confirmed, is_pending, is_optimistic,
+          is_demoted, is_psa, uses_tail, ${now}::timestamptz
+        from unnest(${upserts.map((row) => row.cid)}::text[], ${upserts.map((row) => row.json)}::text[],
+          ${upserts.map((row) => row.nextChangeAt)}::timestamptz[],
+          ${flag("is_confirmed")}::bool[], ${flag("is_pending")}::bool[],
+          ${flag("is_optimistic")}::bool[], ${flag("is_demoted")}::bool[], ${flag("is_psa")}::bool[],
+          ${upserts.map((row) => row.usesTail)}::bool[])
+          as t(cid, reasons, next_change_at, is_confirmed, is_pending, is_optimistic, is_demoted,
+            is_psa, uses_tail)`,
     )
     .onConflict((c) =>
       c.column("cid").doUpdateSet((eb) => ({
