@@ -6,11 +6,16 @@ import type { Database } from "../database.js";
  * A first fold of a long history, or a contract with millions of CIDs whose standing moves,
  * has as many as the history: past `spillAt` they move to a temporary table of the step's own
  * transaction (dropped at its end), so a step's memory does not grow with the history. Pages
- * come out in one order either way (bytewise, as `collate "C"` sorts).
+ * come out in one order either way (bytewise, as `collate "C"` sorts), each CID once.
+ *
+ * The table takes duplicates and gets its index only when the pages are first read: one
+ * sorted build instead of a B-tree insert per CID (at 200,000 CIDs, 2.3 s of server time for
+ * the inserts into a primary key, the largest cost of a first fold after its own pin_ref rows).
  */
 export class AffectedCids {
   private readonly memory = new Set<string>();
   private spilled = false;
+  private indexed = false;
   private spilledCount = 0;
 
   constructor(
@@ -18,7 +23,7 @@ export class AffectedCids {
     private readonly spillAt: number,
   ) {}
 
-  /** How many CIDs are held (exact in memory; once spilled, the rows inserted). */
+  /** How many CIDs are held (exact in memory; once spilled, the rows inserted, duplicates too). */
   get size(): number {
     return this.spilled ? this.spilledCount : this.memory.size;
   }
@@ -54,7 +59,7 @@ export class AffectedCids {
       return;
     }
     const result = await sql`insert into pg_temp.quasar_affected_cid (cid)
-      select cid from (${query}) as q on conflict do nothing`.execute(this.trx);
+      select cid from (${query}) as q`.execute(this.trx);
     this.spilledCount += Number(result.numAffectedRows ?? 0n);
   }
 
@@ -66,10 +71,15 @@ export class AffectedCids {
         yield sorted.slice(start, start + size);
       return;
     }
+    if (!this.indexed) {
+      await sql`create index on pg_temp.quasar_affected_cid (cid)`.execute(this.trx);
+      await sql`analyze pg_temp.quasar_affected_cid`.execute(this.trx);
+      this.indexed = true;
+    }
     let after: string | null = null;
     for (;;) {
       const page: string[] = (
-        await sql<{ cid: string }>`select cid from pg_temp.quasar_affected_cid
+        await sql<{ cid: string }>`select distinct cid from pg_temp.quasar_affected_cid
           where ${after === null ? sql`true` : sql`cid > ${after}`}
           order by cid limit ${size}`.execute(this.trx)
       ).rows.map((row) => row.cid);
@@ -81,8 +91,8 @@ export class AffectedCids {
   }
 
   private async spill(): Promise<void> {
-    // `collate "C"`: the primary key orders bytewise, as the in-memory pages do.
-    await sql`create temporary table quasar_affected_cid (cid text collate "C" primary key)
+    // `collate "C"`: the index orders bytewise, as the in-memory pages do.
+    await sql`create temporary table quasar_affected_cid (cid text collate "C" not null)
       on commit drop`.execute(this.trx);
     this.spilled = true;
     const held = [...this.memory];
@@ -93,7 +103,7 @@ export class AffectedCids {
 
   private async insert(cids: string[]): Promise<void> {
     const result = await sql`insert into pg_temp.quasar_affected_cid (cid)
-      select unnest(${cids}::text[]) on conflict do nothing`.execute(this.trx);
+      select unnest(${cids}::text[])`.execute(this.trx);
     this.spilledCount += Number(result.numAffectedRows ?? 0n);
   }
 }
