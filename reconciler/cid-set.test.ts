@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { CompactCidSet } from "./cid-set.js";
 
@@ -76,19 +78,65 @@ describe("CompactCidSet", () => {
     expect([...compact.values()]).toEqual([...plain]);
   });
 
+  it("agrees with a Set on CIDs spread over its buckets, adds and deletes interleaved", () => {
+    const alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+    const pool = Array.from({ length: 20_000 }, () => {
+      let cid = Math.random() < 0.5 ? "bafkrei" : "bafybei";
+      for (let i = 0; i < 52; i++) cid += alphabet[Math.floor(Math.random() * 32)];
+      return cid;
+    });
+    const pick = () => pool[Math.floor(Math.random() * pool.length)] as string;
+    const ops: Array<["add" | "delete", string]> = [];
+    // First adds only (buckets take duplicates before their tables are built), then a mix.
+    for (let i = 0; i < 30_000; i++) ops.push(["add", pick()]);
+    for (let i = 0; i < 60_000; i++) ops.push([Math.random() < 0.5 ? "add" : "delete", pick()]);
+    const { compact, plain } = agree(ops, 12);
+    expect([...compact.values()]).toEqual([...plain]);
+  });
+
+  it("deletes a CID given as ASCII bytes, as delete() does", () => {
+    const cids = ["bafkreiaaaa", "bafkreiabcd", "bafybeiqqqq", "short", ""];
+    const set = new CompactCidSet();
+    for (const cid of cids) set.add(cid);
+    set.add("bafkreiabcd"); // listed twice: one entry
+    const text = "xxbafkreiabcd\nbafkreizzzz\nshort\nbafkreiabcd";
+    const bytes = new TextEncoder().encode(text);
+    const range = (word: string, from = 0) => {
+      const start = text.indexOf(word, from);
+      return [start, start + word.length] as const;
+    };
+    expect(set.deleteAscii(bytes, ...range("bafkreiabcd"))).toBe(true);
+    expect(set.deleteAscii(bytes, ...range("bafkreizzzz"))).toBe(false);
+    expect(set.deleteAscii(bytes, ...range("short"))).toBe(true);
+    // The same CID again (its second line): gone already.
+    expect(set.deleteAscii(bytes, ...range("bafkreiabcd", 20))).toBe(false);
+    // The empty string is a member too, and a prefix is not the CID.
+    expect(set.deleteAscii(bytes, 2, 2)).toBe(true);
+    expect(set.deleteAscii(bytes, 2, 9)).toBe(false);
+    expect([...set.values()]).toEqual(["bafkreiaaaa", "bafybeiqqqq"]);
+    expect(set.size).toBe(2);
+  });
+
   it("holds a million CIDs in a fraction of a Set's memory", () => {
-    const cid = (i: number) => `bafkreie${i.toString(32).padStart(52, "0")}`;
+    // Spread over the buckets, as a real listing's CIDs are.
+    const cid = (i: number) => `bafkrei${(i * 2_654_435_761).toString(32).padStart(52, "a")}`;
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    gc();
     const before = process.memoryUsage();
     const set = new CompactCidSet();
     for (let i = 0; i < 1_000_000; i++) set.add(cid(i));
+    // Every table built (a sweep builds them all as its lookups arrive).
+    expect(set.size).toBe(1_000_000);
+    gc();
     const after = process.memoryUsage();
     const bytesPerCid =
       (after.arrayBuffers - before.arrayBuffers + (after.heapUsed - before.heapUsed)) / 1e6;
-    expect(set.size).toBe(1_000_000);
     expect(set.delete(cid(123_456))).toBe(true);
     expect(set.delete(cid(123_456))).toBe(false);
-    // A Set<string> of these took ~280 bytes a CID here; the arena, offsets and table ~80.
+    // A Set<string> of these took ~280 bytes a CID here; the arenas and tables ~80.
     console.log(`CompactCidSet: ${bytesPerCid.toFixed(1)} bytes a CID at 1M`);
+    expect(bytesPerCid).toBeGreaterThan(60);
     expect(bytesPerCid).toBeLessThan(120);
   });
 });
