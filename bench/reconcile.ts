@@ -161,7 +161,7 @@ async function diffPhase(): Promise<void> {
     if (rest.length > 0) yield [rest];
   }
   const started = performance.now();
-  const result = await diffPins(store.streamDesiredPages(), listing());
+  const result = await diffPins(store.streamDesiredText(), listing());
   const seconds = (performance.now() - started) / 1000;
   await db.destroy();
   console.log(

@@ -37,6 +37,33 @@ describe("diffPins", () => {
     });
   });
 
+  it("takes pages of text (one CID a line) and answers as with strings, ASCII or not", async () => {
+    const cid = (i: number) => `bafkrei${(i * 7919).toString(32).padStart(52, "a")}`;
+    const desired = Array.from({ length: 3_000 }, (_, i) => cid(i)).sort();
+    const listing = [...desired.filter((_, i) => i % 3 !== 0), "bafkreiforeign", "é-foreign"];
+    const expected = {
+      toPin: desired.filter((_, i) => i % 3 === 0),
+      toUnpin: ["bafkreiforeign", "é-foreign"],
+    };
+    async function* lines(cids: string[], pageSize: number) {
+      for (let i = 0; i < cids.length; i += pageSize) {
+        const page = cids.slice(i, i + pageSize);
+        yield { text: page.join("\n"), count: page.length };
+      }
+    }
+    for (const prefetch of [0, 500, 1_000_000]) {
+      expect(await diffPins(lines(desired, 700), from(listing), { prefetch })).toEqual(expected);
+    }
+    // A page with a character beyond ASCII is read as strings; its CIDs still match.
+    const wide = [...desired.slice(0, 10), "é-foreign", "ü-wanted"];
+    expect(await diffPins(lines(wide, 100), from(listing))).toEqual({
+      toPin: [...expected.toPin.filter((c) => wide.includes(c)), "ü-wanted"],
+      toUnpin: listing.filter((c) => !wide.includes(c)),
+    });
+    // Pages of text on the listing side too.
+    expect(await diffPins(from(desired), lines(listing, 999))).toEqual(expected);
+  });
+
   it("agrees with a set difference on random inputs", async () => {
     const random = (n: number) =>
       Array.from({ length: n }, () => Math.random().toString(36).slice(2, 5));

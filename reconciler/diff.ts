@@ -3,10 +3,11 @@ import { CompactCidSet } from "./cid-set.js";
 /**
  * The full-sweep diff: which desired CIDs a backend lacks, and which of its pins are not
  * desired. Pure over two async iterables, e.g. a streamed `pin ls` and the store's streamed
- * desired set; each may yield single CIDs or arrays of them (pages cost one await, not one
- * per CID, which matters at a million CIDs).
+ * desired set; each may yield single CIDs, arrays of them or texts of them (pages cost one
+ * await, not one per CID, which matters at a million CIDs; a text page is looked up as bytes,
+ * with no string made per CID).
  *
- * Memory: the listing is held (reconciler/cid-set.ts: ~72 bytes a CID, where a Set of
+ * Memory: the listing is held (reconciler/cid-set.ts: ~80 bytes a CID, where a Set of
  * strings took ~280) and matched desired CIDs are marked off it; the desired side is
  * streamed through, with a bounded read-ahead while the listing arrives. The listing is
  * complete before any match, so a CID listed twice (v0 and v1 spellings of one pin) is never
@@ -23,8 +24,14 @@ export type PinDiff = {
   toUnpin: string[];
 };
 
-/** CIDs one at a time, or in pages. */
-export type CidStream = AsyncIterable<string | readonly string[]>;
+/**
+ * A page of CIDs as one text, one CID a line (how the store's desired pages arrive). The
+ * diff reads it as bytes and makes a string only for a CID it reports.
+ */
+export type CidLines = { readonly text: string; readonly count: number };
+
+/** CIDs one at a time, or in pages (arrays or texts). */
+export type CidStream = AsyncIterable<string | readonly string[] | CidLines>;
 
 export type DiffPinsOptions = {
   signal?: AbortSignal;
@@ -47,7 +54,7 @@ export async function diffPins(
   signal?.throwIfAborted();
   const iterator = desired[Symbol.asyncIterator]();
   // Read ahead on the desired side until `limit` CIDs wait or the listing is complete.
-  const ahead: Array<string | readonly string[]> = [];
+  const ahead: Array<string | readonly string[] | CidLines> = [];
   let aheadCount = 0;
   let listingDone = false;
   let desiredDone = false;
@@ -59,7 +66,7 @@ export async function diffPins(
         return;
       }
       ahead.push(next.value);
-      aheadCount += typeof next.value === "string" ? 1 : next.value.length;
+      aheadCount += itemCount(next.value);
     }
   })();
   // Insertion order is kept, so toUnpin comes out in listing order.
@@ -68,6 +75,7 @@ export async function diffPins(
   try {
     for await (const item of listing) {
       if (typeof item === "string") listed.add(item);
+      else if (isLines(item)) for (const cid of item.text.split("\n")) listed.add(cid);
       else for (const cid of item) listed.add(cid);
       if (++seen % 4_096 === 0) signal?.throwIfAborted();
     }
@@ -77,9 +85,24 @@ export async function diffPins(
   }
   signal?.throwIfAborted();
   const toPin: string[] = [];
-  const match = (item: string | readonly string[]) => {
+  const bytes = new PageBytes();
+  const match = (item: string | readonly string[] | CidLines) => {
     if (typeof item === "string") {
       if (!listed.delete(item)) toPin.push(detach(item));
+    } else if (isLines(item)) {
+      const page = bytes.ascii(item.text);
+      // A page with a character beyond ASCII (never a normalised CID) goes as strings.
+      if (page === null) {
+        for (const cid of item.text.split("\n")) if (!listed.delete(cid)) toPin.push(detach(cid));
+        return;
+      }
+      for (let start = 0; start <= page.length; ) {
+        let end = page.indexOf(NEWLINE, start);
+        if (end < 0) end = page.length;
+        if (!listed.deleteAscii(page, start, end))
+          toPin.push(latin1.decode(page.subarray(start, end)));
+        start = end + 1;
+      }
     } else {
       for (const cid of item) if (!listed.delete(cid)) toPin.push(detach(cid));
     }
@@ -95,6 +118,34 @@ export async function diffPins(
   }
   signal?.throwIfAborted();
   return { toPin, toUnpin: [...listed.values()] };
+}
+
+function isLines(item: readonly string[] | CidLines): item is CidLines {
+  return !Array.isArray(item);
+}
+
+function itemCount(item: string | readonly string[] | CidLines): number {
+  if (typeof item === "string") return 1;
+  return isLines(item) ? item.count : item.length;
+}
+
+const NEWLINE = 0x0a;
+const latin1 = new TextDecoder("latin1");
+
+/** One reused buffer that pages of text are encoded into. */
+class PageBytes {
+  private buffer = new Uint8Array(1 << 20);
+  private readonly encoder = new TextEncoder();
+
+  /** The text's bytes (valid until the next call), or null when it is not all ASCII. */
+  ascii(text: string): Uint8Array | null {
+    // UTF-8 needs at least one byte a character, and exactly one only for ASCII.
+    if (this.buffer.length < text.length) this.buffer = new Uint8Array(text.length * 2);
+    const { read, written } = this.encoder.encodeInto(text, this.buffer);
+    return read === text.length && written === text.length
+      ? this.buffer.subarray(0, written)
+      : null;
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
  * The persisted, incremental desired set: the store (what the reconciler steps), its
  * contract, and the reads other layers share. Import from here, not from the files.
  */
-export { countDesired, storedReasons, streamDesiredPages } from "./reads.js";
+export { countDesired, storedReasons, streamDesiredPages, streamDesiredText } from "./reads.js";
 export { createDesiredStore } from "./store.js";
 export type {
   CreateDesiredStoreParams,
@@ -12,4 +12,5 @@ export type {
   DesiredReason,
   DesiredStepResult,
   DesiredStore,
+  DesiredTextPage,
 } from "./types.js";

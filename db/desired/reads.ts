@@ -1,7 +1,7 @@
 import { type Kysely, sql } from "kysely";
 import { type DesiredReason, reasonFromJson } from "@/core/desired/reasons.js";
 import type { Database } from "../database.js";
-import type { DesiredCounts } from "./types.js";
+import type { DesiredCounts, DesiredTextPage } from "./types.js";
 
 /**
  * Reads of the persisted desired set (desired_cid), shared by the store, the API, the CLI and
@@ -18,32 +18,45 @@ const STREAM_PAGE = 20_000;
 export async function* streamDesiredPages(
   db: Kysely<Database>,
   schema: string,
-  { signal }: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal } = {},
 ): AsyncIterable<string[]> {
-  // One text per page (CIDs joined by newlines): the driver parses one row, not 20,000,
-  // which makes the stream about three times faster. CIDs never contain a newline.
+  for await (const page of streamDesiredText(db, schema, options)) yield page.text.split("\n");
+}
+
+/**
+ * streamDesiredPages as the database sends it: each page one text, its CIDs (at least one)
+ * joined by newlines. For a consumer that reads the page as bytes and never needs a string
+ * per CID (the sweep's diff).
+ */
+export async function* streamDesiredText(
+  db: Kysely<Database>,
+  schema: string,
+  { signal }: { signal?: AbortSignal } = {},
+): AsyncIterable<DesiredTextPage> {
+  // One text per page: the driver parses one row, not 20,000, which makes the stream about
+  // three times faster. CIDs never contain a newline.
   const page = async (after: string) => {
-    const result = await sql<{ cids: string | null }>`
-      select string_agg(cid, E'\n' order by cid) as cids from (
+    const result = await sql<{ cids: string | null; count: number; last: string | null }>`
+      select string_agg(cid, E'\n' order by cid) as cids, count(*)::int as count,
+        max(cid) as last from (
         select cid from ${sql.id(schema, "desired_cid")}
         where cid > ${after} order by cid limit ${STREAM_PAGE}) as page`.execute(db);
-    const text = result.rows[0]?.cids ?? null;
-    return text === null ? [] : text.split("\n");
+    return result.rows[0] ?? { cids: null, count: 0, last: null };
   };
   // The next page is requested as soon as the current one arrives, so the database
   // works while the consumer handles this page; memory stays at two pages.
   let pending = page("");
   for (;;) {
     signal?.throwIfAborted();
-    const cids = await pending;
-    const last = cids.length < STREAM_PAGE ? null : (cids[cids.length - 1] as string);
-    if (last !== null) {
+    const { cids, count, last } = await pending;
+    const more = count === STREAM_PAGE && last !== null;
+    if (more) {
       pending = page(last);
       // A consumer that stops early leaves this request unawaited: never an unhandled rejection.
       pending.catch(() => {});
     }
-    if (cids.length > 0) yield cids;
-    if (last === null) return;
+    if (cids !== null && count > 0) yield { text: cids, count };
+    if (!more) return;
   }
 }
 

@@ -1,6 +1,12 @@
 import { checkCid } from "@/src/cid.js";
 import { createReadModel } from "../read-model/index.js";
-import { countDesired, earliestChangeAt, storedReasons, streamDesiredPages } from "./reads.js";
+import {
+  countDesired,
+  earliestChangeAt,
+  storedReasons,
+  streamDesiredPages,
+  streamDesiredText,
+} from "./reads.js";
 import { runStep } from "./step.js";
 import type {
   CreateDesiredStoreParams,
@@ -55,6 +61,8 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
     boundedStep: bounded,
 
     streamDesiredPages: pages,
+
+    streamDesiredText: (options = {}) => streamDesiredText(root, schema, options),
 
     async *streamDesired(options = {}) {
       for await (const page of pages(options)) yield* page;

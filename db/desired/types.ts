@@ -72,6 +72,8 @@ export interface DesiredStore {
    * what diffPins wants at a million CIDs).
    */
   streamDesiredPages(options?: { signal?: AbortSignal }): AsyncIterable<string[]>;
+  /** The same pages as texts, one CID a line (what the sweep's diff reads as bytes). */
+  streamDesiredText(options?: { signal?: AbortSignal }): AsyncIterable<DesiredTextPage>;
   /** Why one CID is desired as of the last step (empty when it is not). Accepts any CID spelling. */
   reasonsFor(cid: string): Promise<DesiredReason[]>;
   /** Counts for metrics and `quasar status`. */
@@ -101,3 +103,6 @@ export type CreateDesiredStoreParams = {
    */
   affectedInMemory?: number;
 };
+
+/** A page of desired CIDs as one text: `count` CIDs in ascending order, one a line. */
+export type DesiredTextPage = { text: string; count: number };

@@ -326,7 +326,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     // candidate is acted on only when its ledger row predates startedAt (below). Pages cost one
     // await per 20,000 CIDs instead of one per CID.
     const { toPin, toUnpin } = await diffPins(
-      desiredStore.streamDesiredPages({ signal }),
+      desiredStore.streamDesiredText({ signal }),
       listing(),
       { signal },
     );
