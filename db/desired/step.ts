@@ -383,6 +383,7 @@ async function evaluateAffected(
   const maxChanges = params.maxChanges ?? Number.POSITIVE_INFINITY;
   const changes: DesiredChange[] = [];
   let truncated = false;
+  let rowsWritten = overlay.folded;
   for await (const cids of overlay.affectedCids.pages(EVALUATE_PAGE)) {
     params.signal?.throwIfAborted();
     const inPage = new Set(cids);
@@ -430,8 +431,9 @@ async function evaluateAffected(
       else truncated = true;
     }
     await writeRows(db, upserts, removals, params.now);
+    rowsWritten += upserts.length + removals.length;
   }
-  return { changes, truncated };
+  return { changes, truncated, rowsWritten };
 }
 
 async function writeRows(

@@ -1,4 +1,6 @@
+import { type Kysely, sql } from "kysely";
 import { checkCid } from "@/src/cid.js";
+import type { Database } from "../database.js";
 import { createReadModel } from "../read-model/index.js";
 import {
   countDesired,
@@ -36,7 +38,7 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
     maxChanges: number;
   }): Promise<DesiredStepResult> => {
     signal?.throwIfAborted();
-    return root.transaction().execute((trx) =>
+    const result = await root.transaction().execute((trx) =>
       runStep({
         trx,
         indexerSchema: params.indexerSchema,
@@ -51,6 +53,9 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
         ...(params.logger ? { logger: params.logger } : {}),
       }),
     );
+    if (result.rowsWritten >= (params.vacuumAfterRows ?? VACUUM_AFTER_ROWS))
+      await vacuumAfterBulk(root, schema, params.logger);
+    return result;
   };
 
   return {
@@ -93,4 +98,28 @@ export function createDesiredStore(params: CreateDesiredStoreParams): DesiredSto
       }));
     },
   };
+}
+
+/** Rows written by one step (a first fold, a long catch-up) above which the tables are vacuumed. */
+const VACUUM_AFTER_ROWS = 100_000;
+
+/**
+ * VACUUM (ANALYZE) of the tables a bulk step filled, as PostgreSQL advises after a bulk load:
+ * it sets the visibility map, so the sweep's stream of the desired set that follows a first
+ * fold is an index-only scan (at 1M CIDs: 1.05 s with a heap fetch per row, 0.6 s after a
+ * 0.6 s vacuum), whether or not autovacuum runs on the server and when. Best effort: a
+ * failure is logged and changes nothing else.
+ */
+async function vacuumAfterBulk(
+  db: Kysely<Database>,
+  schema: string,
+  logger: CreateDesiredStoreParams["logger"],
+): Promise<void> {
+  try {
+    await sql`vacuum (analyze) ${sql.id(schema, "desired_cid")}, ${sql.id(schema, "pin_ref")}`.execute(
+      db,
+    );
+  } catch (error) {
+    logger?.warn({ err: error, msg: "vacuum after a bulk step failed; autovacuum will catch up" });
+  }
 }

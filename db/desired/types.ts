@@ -29,7 +29,12 @@ export type DesiredChange = {
  * The caller then re-derives its work from the desired set itself (the engine: a sweep, which
  * streams in bounded memory).
  */
-export type DesiredStepResult = { changes: DesiredChange[]; truncated: boolean };
+export type DesiredStepResult = {
+  changes: DesiredChange[];
+  truncated: boolean;
+  /** Rows the step wrote (events folded, desired rows upserted or removed). */
+  rowsWritten: number;
+};
 
 /** Counts of desired CIDs, by reason kind (a CID with two kinds of reasons counts in both). */
 export type DesiredCounts = Record<
@@ -102,6 +107,11 @@ export type CreateDesiredStoreParams = {
    * 50,000). Lower only to test that path.
    */
   affectedInMemory?: number;
+  /**
+   * Rows one step writes above which the store vacuums its tables after it (default 100,000:
+   * a first fold or a long catch-up). Lower only to test that path.
+   */
+  vacuumAfterRows?: number;
 };
 
 /** A page of desired CIDs as one text: `count` CIDs in ascending order, one a line. */

@@ -334,4 +334,31 @@ describe("desired store", () => {
     ]);
     expect((await readModel.eventsAfter(null, 10)).map((e) => e.kind)).toEqual(["register"]);
   });
+
+  it("vacuums its tables after a step that writes many rows, and not after a small one", async () => {
+    const vacuums = async () => {
+      const { rows } = await sql<{ relname: string; vacuum_count: string }>`
+        select relname, vacuum_count from pg_stat_user_tables
+        where schemaname = ${fx.reconcilerSchema} and relname in ('desired_cid', 'pin_ref')
+        order by relname`.execute(fx.db);
+      return rows.map((row) => `${row.relname}:${row.vacuum_count}`);
+    };
+    await fx.close();
+    // Three events folded and two CIDs written: five rows, at a threshold of four.
+    fx = await createStoreFixture(TTL_MS, { vacuumAfterRows: 4 });
+    await insertEvents(fx.db, fx.indexerSchema, [
+      register(CONTRACT_A, { block: 1n }),
+      pinHash(CONTRACT_A, C0, { block: 2n }),
+      pinHash(CONTRACT_A, C1, { block: 3n }),
+    ]);
+    await progress(10n);
+    expect(await vacuums()).toEqual(["desired_cid:0", "pin_ref:0"]);
+    await fx.store.step({ now: blockDate(11n) });
+    expect(await vacuums()).toEqual(["desired_cid:1", "pin_ref:1"]);
+    // One more event and one more CID: two rows, under the threshold.
+    await insertEvents(fx.db, fx.indexerSchema, [pinHash(CONTRACT_A, C2, { block: 11n })]);
+    await progress(12n);
+    await fx.store.step({ now: blockDate(13n) });
+    expect(await vacuums()).toEqual(["desired_cid:1", "pin_ref:1"]);
+  });
 });

@@ -19,7 +19,7 @@ export type StoreFixture = {
 
 export async function createStoreFixture(
   ttlMs: number,
-  options: { affectedInMemory?: number } = {},
+  options: { affectedInMemory?: number; vacuumAfterRows?: number } = {},
 ): Promise<StoreFixture> {
   const indexer = await createTestSchema("dsi");
   const reconciler = await createTestSchema("dsr");
