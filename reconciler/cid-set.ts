@@ -275,18 +275,14 @@ export class CompactCidSet {
       : (bucket.ends[chunkIndex] as number);
   }
 
-  /** Puts a record (offset + 1) with its hash in the first free slot from its hash. */
+  /** Puts a record (offset + 1) with its hash in the table, growing it first when full. */
   private place(bucket: Bucket, held: number, hash: number): void {
     let slots = bucket.slots as Uint32Array;
     // Load factor at most 3/4: linear probing stays short, and the table costs ~14 bytes a CID.
     if ((bucket.placed + 1) * 4 > (slots.length >>> 1) * 3) {
       slots = this.rehash(bucket);
     }
-    const mask = (slots.length >>> 1) - 1;
-    let slot = hash & mask;
-    while (slots[2 * slot] !== 0) slot = (slot + 1) & mask;
-    slots[2 * slot] = held;
-    slots[2 * slot + 1] = hash;
+    putInSlot(slots, held, hash);
     bucket.placed++;
   }
 
@@ -294,18 +290,22 @@ export class CompactCidSet {
   private rehash(bucket: Bucket): Uint32Array {
     const old = bucket.slots as Uint32Array;
     const slots = new Uint32Array(old.length * 2);
-    const mask = (slots.length >>> 1) - 1;
     for (let i = 0; i < old.length; i += 2) {
       const held = old[i] as number;
-      if (held === 0) continue;
-      let slot = (old[i + 1] as number) & mask;
-      while (slots[2 * slot] !== 0) slot = (slot + 1) & mask;
-      slots[2 * slot] = held;
-      slots[2 * slot + 1] = old[i + 1] as number;
+      if (held !== 0) putInSlot(slots, held, old[i + 1] as number);
     }
     bucket.slots = slots;
     return slots;
   }
+}
+
+/** Writes (held, hash) into the first free slot from the hash's own (linear probing). */
+function putInSlot(slots: Uint32Array, held: number, hash: number): void {
+  const mask = (slots.length >>> 1) - 1;
+  let slot = hash & mask;
+  while (slots[2 * slot] !== 0) slot = (slot + 1) & mask;
+  slots[2 * slot] = held;
+  slots[2 * slot + 1] = hash;
 }
 
 /** One bucket: its arena (chunks of the set's chunk size) and, once needed, its table. */

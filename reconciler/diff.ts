@@ -86,14 +86,14 @@ export async function diffPins(
   signal?.throwIfAborted();
   const toPin: string[] = [];
   const bytes = new PageBytes();
-  const match = (item: string | readonly string[] | CidLines) => {
+  const match = (item: string | readonly string[] | CidLines): void => {
     if (typeof item === "string") {
       if (!listed.delete(item)) toPin.push(detach(item));
     } else if (isLines(item)) {
       const page = bytes.ascii(item.text);
       // A page with a character beyond ASCII (never a normalised CID) goes as strings.
       if (page === null) {
-        for (const cid of item.text.split("\n")) if (!listed.delete(cid)) toPin.push(detach(cid));
+        match(item.text.split("\n"));
         return;
       }
       for (let start = 0; start <= page.length; ) {
