@@ -16,14 +16,18 @@
  * bootstrap (each peer knows the others through `peer_addresses`), `trusted_peers` = every
  * peer, short monitor intervals. Kubo runs online so the peers' daemons exchange blocks, but
  * with no bootstrap peers, no routing, no mDNS, no NAT port mapping, swarm on the namespace
- * address only. Daemons run under the tether wrapper (they die with the test process).
+ * address only. Each Cluster peer reaches its Kubo on the namespace's loopback (see
+ * configureKubo). Daemons run under the tether wrapper (they die with the test process).
+ *
+ * QUASAR_DEBUG_DAEMON_LOGS=<dir> writes every daemon's whole output to a file there
+ * (otherwise only its last 8,000 characters are kept, for a failed start's message).
  */
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { rmSync } from "node:fs";
+import { createWriteStream, rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { createNetNamespace, type NetNamespace } from "./netns.js";
 import { safeKill, TETHER_WRAPPER, type Tethered, track, untrack } from "./tethered.js";
@@ -267,6 +271,16 @@ function daemon(params: {
     track(proc);
     let firstLine = true;
     let exited = false;
+    const logFile = process.env.QUASAR_DEBUG_DAEMON_LOGS
+      ? createWriteStream(
+          join(
+            process.env.QUASAR_DEBUG_DAEMON_LOGS,
+            `${basename(params.command[0] ?? "daemon")}-${process.pid}-${Date.now()}.log`,
+          ),
+        )
+      : undefined;
+    wrapper.stdout?.on("data", (chunk: Buffer) => logFile?.write(chunk));
+    wrapper.stderr?.on("data", (chunk: Buffer) => logFile?.write(chunk));
     wrapper.stdout?.on("data", (chunk: Buffer) => {
       const text = chunk.toString();
       if (firstLine) {
@@ -329,7 +343,13 @@ async function configureKubo(
   };
   config.Addresses = {
     ...config.Addresses,
-    API: `/ip4/${addr}/tcp/${p.kuboApi}`,
+    // The namespace address serves the tests; loopback serves this peer's Cluster, as in a
+    // co-located deployment (Cluster's default). Cluster's connector keeps 2 idle connections
+    // and opens one per request beyond that: on a non-loopback address each closed one holds
+    // an ephemeral port in TIME_WAIT for 60 s, and at a few hundred pins/s connect() then scans
+    // an almost full port range (and fails once it is full). Loopback connections may reuse
+    // TIME_WAIT ports (net.ipv4.tcp_tw_reuse = 2, the kernel's default).
+    API: [`/ip4/${addr}/tcp/${p.kuboApi}`, `/ip4/127.0.0.1/tcp/${p.kuboApi}`],
     Gateway: `/ip4/127.0.0.1/tcp/${p.kuboGateway}`,
     Swarm: [`/ip4/${addr}/tcp/${p.kuboSwarm}`],
     Announce: [],
@@ -385,8 +405,8 @@ async function configureCluster(
   config.api.pinsvcapi.http_listen_multiaddress = `/ip4/${addr}/tcp/${p.pinsvc}`;
   config.api.pinsvcapi.basic_auth_credentials = params.basicAuth ?? null;
   config.api.ipfsproxy.listen_multiaddress = `/ip4/${addr}/tcp/${p.proxy}`;
-  config.api.ipfsproxy.node_multiaddress = `/ip4/${addr}/tcp/${p.kuboApi}`;
-  config.ipfs_connector.ipfshttp.node_multiaddress = `/ip4/${addr}/tcp/${p.kuboApi}`;
+  config.api.ipfsproxy.node_multiaddress = `/ip4/127.0.0.1/tcp/${p.kuboApi}`;
+  config.ipfs_connector.ipfshttp.node_multiaddress = `/ip4/127.0.0.1/tcp/${p.kuboApi}`;
   config.ipfs_connector.ipfshttp.connect_swarms_delay = "1s";
   if (config.monitor?.pubsubmon) config.monitor.pubsubmon.check_interval = "2s";
   if (config.pin_tracker?.stateless) config.pin_tracker.stateless.concurrent_pins = 32;
