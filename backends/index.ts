@@ -110,6 +110,7 @@ export type { AddResult, ContentBackend, DagNode, StoreOptions } from "./content
 export * from "./errors.js";
 export type { BackendLifecycle } from "./lifecycle.js";
 export {
+  listingKey,
   type PinBackend,
   type PinListing,
   type PinOptions,

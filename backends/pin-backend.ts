@@ -111,6 +111,12 @@ export type PinOptions = {
 /** One recursive pin; `name` is absent when the pin has none (or the node keeps none). */
 export type PinListing = {
   cid: CID;
+  /**
+   * The CID as the desired set spells it (CIDv1, base32), where the backend read it that way
+   * from the node and so never had to build it (a sweep compares these only). Read it with
+   * listingKey().
+   */
+  key?: string;
   name?: string;
   /** A direct pin (the root block only): never Quasar's, which pins recursively. */
   direct?: true;
@@ -122,6 +128,11 @@ export type PinListing = {
   /** Some copy failed or vanished behind the backend's back: pinning again repairs it. */
   needsRecovery?: true;
 };
+
+/** The key a listed pin is compared by: CIDv1 in base32, as the desired set stores it. */
+export function listingKey(pin: PinListing): string {
+  return pin.key ?? pin.cid.toV1().toString();
+}
 
 /** The pin name Quasar gives every pin it creates. */
 export const QUASAR_PIN_NAME = "quasar";

@@ -197,10 +197,11 @@ describe("pin ownership on Kubo", () => {
     expect(await kubo.pins.getPin(cid, {})).toBeUndefined(); // Quasar's look: nothing there
     await daemon.rpc("pin/add", { arg: cid.toString(), name: "theirs" }); // the other user
     await kubo.pins.pin(cid, { name: QUASAR_PIN_NAME }); // Quasar's pin
-    expect(await kubo.pins.getPin(cid, {})).toEqual({ cid, name: QUASAR_PIN_NAME });
+    const key = cid.toString();
+    expect(await kubo.pins.getPin(cid, {})).toEqual({ cid, key, name: QUASAR_PIN_NAME });
     // …and the converse, which the unpin check relies on: a later pin by anyone renames it.
     await daemon.rpc("pin/add", { arg: cid.toString() });
-    expect(await kubo.pins.getPin(cid, {})).toEqual({ cid });
+    expect(await kubo.pins.getPin(cid, {})).toEqual({ cid, key });
   });
 });
 

@@ -1,4 +1,5 @@
 import { CID } from "multiformats/cid";
+import { listedCidKey } from "../cid-key.js";
 import { BackendRequestError } from "../errors.js";
 import type { PinBackend, PinListing, PinOptions } from "../pin-backend.js";
 import type { KuboClient } from "./client.js";
@@ -150,14 +151,25 @@ export function createKuboPins(client: KuboClient): PinBackend {
 }
 
 function toListing(cidText: string, entry: Record<string, unknown>): PinListing {
-  const cid = CID.parse(cidText).toV1();
+  // Kubo spells CIDv1 pins in base32 already: a sweep of millions compares that text and
+  // never needs the CID object, which is built (once) only when something reads it.
+  const key = listedCidKey(cidText);
   const name =
     typeof entry.Name === "string" && entry.Name !== ""
       ? entry.Name
       : isRecord(entry.Metadata) && typeof entry.Metadata.name === "string"
         ? entry.Metadata.name
         : undefined;
-  return name === undefined ? { cid } : { cid, name };
+  let cid: CID | undefined;
+  const listing: PinListing = {
+    key,
+    get cid() {
+      cid ??= CID.parse(key);
+      return cid;
+    },
+  };
+  if (name !== undefined) listing.name = name;
+  return listing;
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 import { CID } from "multiformats/cid";
 import type { Backend } from "@/backends/backend.js";
 import type { ContentBackend } from "@/backends/content-backend.js";
-import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
+import { listingKey, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { streamDesiredPages } from "@/db/desired/index.js";
 import { isMissingRelation } from "@/db/errors.js";
@@ -125,7 +125,7 @@ async function verifyOne(
     await backend.open();
     const pinned = new Set<string>();
     for await (const pin of backend.pins.listPins({ signal })) {
-      const cid = pin.cid.toV1().toString();
+      const cid = listingKey(pin);
       pinned.add(cid);
       listing.update(pinned.size);
       if (desired.has(cid)) {

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
+import { listingKey } from "@/backends/pin-backend.js";
 import type { QuasarConfig } from "@/core/config/schema.js";
 import { describeError } from "@/core/errors.js";
 import { recordBackendHealth } from "@/db/backend-health.js";
@@ -312,7 +313,7 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
             seconds: Math.round((lastReport - sweepStarted) / 1_000),
           });
         }
-        const cid = pin.cid.toV1().toString();
+        const cid = listingKey(pin);
         if (pin.copies !== undefined) {
           copies.push({ cid, copies: pin.copies });
           if (copies.length >= 5_000) flushCopies();
