@@ -89,7 +89,7 @@ export type TestCluster = {
   connectionString(query?: Record<string, string>, peer?: number): string;
   /** The Pinning Service API endpoint of a peer (issue 11's PSA backend tests use it). */
   pinningServiceUrl(peer?: number): string;
-  /** Resolves once every peer sees every other and has its metrics (after a restart). */
+  /** Resolves once every peer sees every other, has its metrics and its Kubo connected to theirs. */
   converged(): Promise<void>;
   /** Kills every daemon, deletes the repos and the namespace. Idempotent. */
   destroy(): Promise<void>;
@@ -199,7 +199,11 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
     }
     // Started together: a crdt peer waits for the others it knows before it answers.
     await Promise.all(peers.map((peer) => peer.service.start()));
-    if (peers.length > 1) await waitForPeers(peers, authHeaderOf(options));
+    const converged = async () => {
+      await waitForPeers(peers, authHeaderOf(options));
+      await connectKubos(peers, addr);
+    };
+    if (peers.length > 1) await converged();
     return {
       ns,
       peers,
@@ -209,7 +213,7 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
         return `cluster+http://${url.host}${search ? `?${search}` : ""}`;
       },
       pinningServiceUrl: (peer = 0) => (peers[peer] as ClusterPeer).pinningServiceUrl,
-      converged: () => waitForPeers(peers, authHeaderOf(options)),
+      converged,
       destroy,
     };
   } catch (error) {
@@ -222,6 +226,29 @@ function authHeaderOf(options: StartClusterOptions): string | undefined {
   if (!options.basicAuth) return undefined;
   const [user, password] = Object.entries(options.basicAuth)[0] ?? ["", ""];
   return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+}
+
+/**
+ * Connects every peer's Kubo to every other's. Cluster does it once, a second after its Kubo
+ * answers (`connect_swarms_delay`), and only to the peers it knows by then: a peer that joins
+ * later (a slow start, a restart) is left unconnected, and with no routing here its Kubo could
+ * never fetch what another peer holds.
+ */
+async function connectKubos(peers: readonly ClusterPeer[], addr: string): Promise<void> {
+  const ids = await Promise.all(
+    peers.map(async (peer) => (JSON.parse(await peer.kuboRpc("id")) as { ID: string }).ID),
+  );
+  await Promise.all(
+    peers.flatMap((peer, i) =>
+      peers
+        .filter((_, j) => j !== i)
+        .map((other) =>
+          peer.kuboRpc("swarm/connect", {
+            arg: `/ip4/${addr}/tcp/${ports(other.index).kuboSwarm}/p2p/${ids[other.index]}`,
+          }),
+        ),
+    ),
+  );
 }
 
 /**
