@@ -3,6 +3,7 @@
  * same N `POST /pins` made directly, in one run, on one cluster.
  *
  *   npm run bench:cluster -- [--cids 20000] [--concurrency 32] [--rounds 4] [--peers 1]
+ *                            [--timeout 900]  (seconds either side may take per round)
  *
  * A cluster (ipfs-cluster-service 1.1.6, crdt, each peer with its own Kubo) runs inside a
  * network namespace of its own (test/harness/cluster.ts; needs root). 2N distinct raw blocks
@@ -50,10 +51,25 @@ async function pool<T>(items: readonly T[], size: number, task: (item: T) => Pro
   );
 }
 
-/** Waits until the cluster reports every one of `cids` pinned, asking for 200 at a time. */
-async function waitPinned(restUrl: string, cids: readonly string[]): Promise<void> {
+/**
+ * Waits until the cluster reports every one of `cids` pinned, asking for 200 at a time; fails
+ * naming a CID still pending after `timeoutMs` (a pin the cluster lost must not hang the bench).
+ */
+async function waitPinned(
+  restUrl: string,
+  cids: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   let pending = [...cids];
   while (pending.length > 0) {
+    if (Date.now() > deadline) {
+      const first = pending[0] ?? "";
+      const status = await fetch(`${restUrl}/pins/${first}`).then((r) => r.text());
+      throw new Error(
+        `${pending.length} direct pins not pinned after ${timeoutMs / 1_000} s; the first, ${first}: ${status.slice(0, 2_000)}`,
+      );
+    }
     const still: string[] = [];
     for (let i = 0; i < pending.length; i += 200) {
       const batch = pending.slice(i, i + 200);
@@ -113,6 +129,7 @@ async function main(): Promise<void> {
   const concurrency = argument("concurrency", 32);
   const peers = argument("peers", 1) === 2 ? 2 : 1;
   const rounds = argument("rounds", 4);
+  const timeoutSeconds = argument("timeout", 900);
   const cluster = await startCluster({ peers });
   const peer = cluster.peers[0];
   if (!peer) throw new Error("no peer");
@@ -155,14 +172,14 @@ async function main(): Promise<void> {
             if (!response.ok) throw new Error(`POST /pins answered ${response.status}`);
           });
           directAcceptSeconds += (performance.now() - t) / 1_000;
-          await waitPinned(peer.restUrl, direct);
+          await waitPinned(peer.restUrl, direct, timeoutSeconds * 1_000);
           directSeconds += (performance.now() - t) / 1_000;
         };
         const runQuasar = async () => {
           const t = performance.now();
           await f.wantMany(ours);
           await f.reconciler.stepOnce();
-          await f.reconciler.waitIdle({ timeoutMs: 3_600_000 });
+          await f.reconciler.waitIdle({ timeoutMs: timeoutSeconds * 1_000 });
           quasarSeconds += (performance.now() - t) / 1_000;
         };
         if (r % 2 === 0) {
