@@ -235,18 +235,15 @@ function authHeaderOf(options: StartClusterOptions): string | undefined {
  * never fetch what another peer holds.
  */
 async function connectKubos(peers: readonly ClusterPeer[], addr: string): Promise<void> {
-  const ids = await Promise.all(
-    peers.map(async (peer) => (JSON.parse(await peer.kuboRpc("id")) as { ID: string }).ID),
+  const swarmAddresses = await Promise.all(
+    peers.map(async (peer) => {
+      const { ID } = JSON.parse(await peer.kuboRpc("id")) as { ID: string };
+      return `/ip4/${addr}/tcp/${ports(peer.index).kuboSwarm}/p2p/${ID}`;
+    }),
   );
   await Promise.all(
     peers.flatMap((peer, i) =>
-      peers
-        .filter((_, j) => j !== i)
-        .map((other) =>
-          peer.kuboRpc("swarm/connect", {
-            arg: `/ip4/${addr}/tcp/${ports(other.index).kuboSwarm}/p2p/${ids[other.index]}`,
-          }),
-        ),
+      swarmAddresses.filter((_, j) => j !== i).map((arg) => peer.kuboRpc("swarm/connect", { arg })),
     ),
   );
 }
@@ -306,9 +303,8 @@ function daemon(params: {
           ),
         )
       : undefined;
-    wrapper.stdout?.on("data", (chunk: Buffer) => logFile?.write(chunk));
-    wrapper.stderr?.on("data", (chunk: Buffer) => logFile?.write(chunk));
     wrapper.stdout?.on("data", (chunk: Buffer) => {
+      logFile?.write(chunk);
       const text = chunk.toString();
       if (firstLine) {
         const pid = Number.parseInt(text, 10);
@@ -318,9 +314,11 @@ function daemon(params: {
       output = (output + text).slice(-8000);
     });
     wrapper.stderr?.on("data", (chunk: Buffer) => {
+      logFile?.write(chunk);
       output = (output + chunk.toString()).slice(-8000);
     });
     void proc.exited.then(() => {
+      logFile?.end();
       exited = true;
       untrack(proc);
       if (current === proc) current = undefined;
