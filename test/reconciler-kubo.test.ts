@@ -205,6 +205,58 @@ describe("pin ownership on Kubo", () => {
   });
 });
 
+describe("a look made ahead of its pin (one pin at a time)", () => {
+  let daemon: KuboDaemon;
+  let f: EngineFixture;
+  let kubo: ContentCapableBackend;
+
+  beforeAll(async () => {
+    daemon = await startKubo();
+    f = await createEngineFixture({
+      backends: [daemon.connectionString],
+      env: { QUASAR_PIN_CONCURRENCY: "1", QUASAR_PIN_INACTIVITY_TIMEOUT: "20s" },
+    });
+    [kubo] = f.backends as [ContentCapableBackend];
+  });
+  afterAll(async () => {
+    await f?.close();
+    await daemon?.destroy();
+  });
+
+  it("is not trusted once stale: a foreign pin made while an earlier pin ran is adopted", async () => {
+    // The worker looks for a foreign pin of the next row while the one slot pins a large DAG
+    // (the daemon throttled, so it takes seconds). Another user pins that next CID after the
+    // look; when its turn comes the look is too old to use, so a new look finds the other
+    // user's pin. Pinning on the stale look would take the other user's pin as Quasar's.
+    const big = await manyBlocks(daemon, 64);
+    const small = (await addUnpinned(daemon, new Uint8Array(randomBytes(300)))).toV1();
+    const release = throttle(daemon.pid() as number);
+    try {
+      await f.want(big.toString());
+      expect(
+        await f.until(async () => (await f.row(kubo, big.toString()))?.status === "pinning"),
+      ).toBe(true);
+      await f.want(small.toString());
+      expect(
+        await f.until(async () => (await f.row(kubo, small.toString()))?.status === "pinning"),
+      ).toBe(true);
+      // Claimed behind the large pin: its look is made now, and answers "not pinned".
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await daemon.rpc("pin/add", { arg: small.toString(), name: "theirs" });
+      // The precondition that makes this test mean something: the large pin still runs.
+      expect(await pinType(daemon, big)).toBeUndefined();
+    } finally {
+      await release();
+    }
+    expect(
+      await f.until(async () => (await f.row(kubo, small.toString()))?.status === "pinned", 30_000),
+    ).toBe(true);
+    expect(await f.row(kubo, small.toString())).toMatchObject({ owned: false });
+    expect(await pinType(daemon, small)).toBe("recursive:theirs");
+    expect(await f.row(kubo, big.toString())).toMatchObject({ status: "pinned", owned: true });
+  });
+});
+
 describe("Kubo's pin progress and the inactivity timeout", () => {
   let daemon: KuboDaemon;
   let backend: ContentCapableBackend;

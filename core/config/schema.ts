@@ -220,7 +220,7 @@ export const configSchema = z
       "Period of the full sweep that compares every backend's real pins with the desired set.",
     ),
     QUASAR_PIN_CONCURRENCY: integer(8, 1, 1_024).describe(
-      "Concurrent pin/unpin commands per backend.",
+      "Concurrent pin/unpin commands per backend. On a shared node the look for another user's pin of the next CIDs runs ahead of them: up to as many read-only calls again.",
     ),
     QUASAR_PIN_INACTIVITY_TIMEOUT: duration("2m").describe(
       "A pin that makes no progress for this long is aborted and retried.",

@@ -2,7 +2,7 @@ import type { Kysely } from "kysely";
 import { CID } from "multiformats/cid";
 import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
-import { QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
+import { type PinListing, QUASAR_PIN_NAME } from "@/backends/pin-backend.js";
 import { describeError } from "@/core/errors.js";
 import { applyChanges, type LedgerChange, type LedgerTables } from "@/db/ledger/ledger.js";
 import { type ClaimedRow, claimWork, relaxCommit } from "@/db/ledger/queue.js";
@@ -82,6 +82,14 @@ export type CreateWorkerParams = {
   now?: () => Date;
 };
 
+/**
+ * A look made ahead of its pin is used only while this fresh: a foreign pin made after the look
+ * is Kubo's race either way (see api/upload.ts), and this keeps its window close to one pin's.
+ */
+const LOOK_AHEAD_MAX_AGE_MS = 1_000;
+/** The outcome of a look for a foreign pin, settled (never a rejected promise left unread). */
+type LookOutcome = { found: PinListing | undefined; at: number } | { error: unknown };
+
 const FLUSH_BATCH = 256;
 const FLUSH_DELAY_MS = 15;
 /** One open attempt gives up after this; the backend's own open may still finish later. */
@@ -99,6 +107,8 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
   const bufferLow = Math.max(policy.concurrency * 4, 16);
 
   const inflight = new Map<string, Promise<void>>();
+  // Looks for foreign pins started before their rows' pins (lookAhead), by CID.
+  const looks = new Map<string, Promise<LookOutcome>>();
   let buffer: ClaimedRow[] = [];
   let completions: LedgerChange[] = [];
   let drained = false;
@@ -133,10 +143,37 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     if (completions.length >= FLUSH_BATCH) wakeResolve?.();
   };
 
+  /**
+   * Starts the looks of the next rows to pin while earlier pins run. A look waits behind Kubo's
+   * pinner lock as long as a pin does; made inside the pin's slot it kept that slot from
+   * pinning for the wait (bench/pin.ts). At most `concurrency` looks are held at once.
+   */
+  const lookAhead = () => {
+    if (!policy.foreignPinCheck || stopping || !up) return;
+    for (let i = 0; i < buffer.length && looks.size < policy.concurrency; i++) {
+      const row = buffer[i] as ClaimedRow;
+      if (row.status === "unpinning" || looks.has(row.cid) || !looksForForeignPin(row, true))
+        continue;
+      looks.set(row.cid, look(CID.parse(row.cid)));
+    }
+  };
+  const look = (cid: CID): Promise<LookOutcome> =>
+    backend.pins.getPin(cid, { signal: commands.signal }).then(
+      (found) => ({ found, at: Date.now() }),
+      (error: unknown) => ({ error }),
+    );
+  /** Drops the looks of rows that left the buffer without a command (backend down, stop). */
+  const dropBuffer = () => {
+    buffer = [];
+    looks.clear();
+  };
+
   const launch = () => {
     while (!stopping && up && inflight.size < policy.concurrency && buffer.length > 0) {
       const row = buffer.shift() as ClaimedRow;
-      const command = (row.status === "unpinning" ? unpinRow(row) : pinRow(row))
+      const ahead = looks.get(row.cid);
+      looks.delete(row.cid);
+      const command = (row.status === "unpinning" ? unpinRow(row) : pinRow(row, ahead))
         .then(complete, (error: unknown) => {
           // The command functions turn every failure into an outcome; this is a last guard.
           logger.error({ msg: "command crashed", cid: row.cid, err: describeError(error) });
@@ -149,15 +186,27 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
         });
       inflight.set(row.cid, command);
     }
+    lookAhead();
   };
 
-  async function pinRow(row: ClaimedRow): Promise<LedgerChange> {
+  /** The row's foreign-pin look: the one made ahead if it is still fresh, else a new one. */
+  async function foundFor(
+    cid: CID,
+    ahead: Promise<LookOutcome> | undefined,
+  ): Promise<PinListing | undefined> {
+    const outcome = await (ahead ?? look(cid));
+    if ("error" in outcome) throw outcome.error;
+    if (ahead && Date.now() - outcome.at > LOOK_AHEAD_MAX_AGE_MS) return foundFor(cid, undefined);
+    return outcome.found;
+  }
+
+  async function pinRow(row: ClaimedRow, ahead?: Promise<LookOutcome>): Promise<LedgerChange> {
     const cid = CID.parse(row.cid);
     const signal = commands.signal;
     const ids = { backendId: backend.id, cid: row.cid };
     try {
       if (looksForForeignPin(row, policy.foreignPinCheck)) {
-        const found = await backend.pins.getPin(cid, { signal });
+        const found = await foundFor(cid, ahead);
         const adopted = decideAdoption({ ...ids, found });
         if (adopted) {
           if (found?.direct) {
@@ -395,7 +444,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
           downSince++;
           // Abandoned claims go back to their queue while the backend is away.
           for (const row of buffer) complete(recoverChange(row, new Error("backend unavailable")));
-          buffer = [];
+          dropBuffer();
           await flush();
           await nap(backoffDelayMs(downSince, downProbePolicy(policy.retry)), signal);
           if (signal.aborted) break;
@@ -432,7 +481,7 @@ export function createBackendWorker(params: CreateWorkerParams): BackendWorker {
     stopping = true;
     // Claimed but never sent: straight back to the queue.
     for (const row of buffer) complete(recoverChange(row, new Error("shutdown")));
-    buffer = [];
+    dropBuffer();
     if (inflight.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<void>((resolve) => {
