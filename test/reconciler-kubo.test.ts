@@ -84,6 +84,24 @@ async function pinType(daemon: KuboDaemon, cid: CID): Promise<string | undefined
   }
 }
 
+/**
+ * One Kubo daemon and an engine on it for a describe block (`env` over the fast test
+ * settings); the block reads them after its own `beforeAll`.
+ */
+function kuboEngineSuite(env: Record<string, string>) {
+  const suite = {} as { daemon: KuboDaemon; f: EngineFixture; kubo: ContentCapableBackend };
+  beforeAll(async () => {
+    suite.daemon = await startKubo();
+    suite.f = await createEngineFixture({ backends: [suite.daemon.connectionString], env });
+    [suite.kubo] = suite.f.backends as [ContentCapableBackend];
+  });
+  afterAll(async () => {
+    await suite.f?.close();
+    await suite.daemon?.destroy();
+  });
+  return suite;
+}
+
 describe("pin ownership on Kubo", () => {
   let daemon: KuboDaemon;
   let f: EngineFixture;
@@ -101,17 +119,9 @@ describe("pin ownership on Kubo", () => {
       .orderBy("id")
       .execute();
 
-  beforeAll(async () => {
-    daemon = await startKubo();
-    f = await createEngineFixture({
-      backends: [daemon.connectionString],
-      env: { QUASAR_PIN_TTL: `${TTL_MS}ms` },
-    });
-    [kubo] = f.backends as [ContentCapableBackend];
-  });
-  afterAll(async () => {
-    await f?.close();
-    await daemon?.destroy();
+  const suite = kuboEngineSuite({ QUASAR_PIN_TTL: `${TTL_MS}ms` });
+  beforeAll(() => {
+    ({ daemon, f, kubo } = suite);
   });
 
   it("pins with Kubo's pin name and lists it back by name", async () => {
@@ -210,17 +220,12 @@ describe("a look made ahead of its pin (one pin at a time)", () => {
   let f: EngineFixture;
   let kubo: ContentCapableBackend;
 
-  beforeAll(async () => {
-    daemon = await startKubo();
-    f = await createEngineFixture({
-      backends: [daemon.connectionString],
-      env: { QUASAR_PIN_CONCURRENCY: "1", QUASAR_PIN_INACTIVITY_TIMEOUT: "20s" },
-    });
-    [kubo] = f.backends as [ContentCapableBackend];
+  const suite = kuboEngineSuite({
+    QUASAR_PIN_CONCURRENCY: "1",
+    QUASAR_PIN_INACTIVITY_TIMEOUT: "20s",
   });
-  afterAll(async () => {
-    await f?.close();
-    await daemon?.destroy();
+  beforeAll(() => {
+    ({ daemon, f, kubo } = suite);
   });
 
   it("is not trusted once stale: a foreign pin made while an earlier pin ran is adopted", async () => {
@@ -349,17 +354,9 @@ describe("a Kubo daemon that goes away mid-stream or mid-pin", () => {
   let f: EngineFixture;
   let kubo: ContentCapableBackend;
 
-  beforeAll(async () => {
-    daemon = await startKubo();
-    f = await createEngineFixture({
-      backends: [daemon.connectionString],
-      env: { QUASAR_PIN_INACTIVITY_TIMEOUT: "5s" },
-    });
-    [kubo] = f.backends as [ContentCapableBackend];
-  });
-  afterAll(async () => {
-    await f?.close();
-    await daemon?.destroy();
+  const suite = kuboEngineSuite({ QUASAR_PIN_INACTIVITY_TIMEOUT: "5s" });
+  beforeAll(() => {
+    ({ daemon, f, kubo } = suite);
   });
 
   it("a cat cut by a daemon restart throws, never a short success; the restarted daemon serves it whole", async () => {
