@@ -2,11 +2,12 @@ import { CommanderError } from "commander";
 import { ConfigError } from "@/core/config/errors.js";
 import { BaseError } from "@/core/errors.js";
 import { buildProgram } from "./program.js";
+import { signalUntethered } from "./runtime/processes.js";
 
 /**
  * The `quasar` command. One AbortController is the shutdown signal of the whole process:
  * the first SIGINT/SIGTERM/SIGHUP aborts it (every loop and child stops gracefully), a
- * second one exits at once. SIGHUP is a closed terminal: without it `quasar dev` would die
+ * second one exits at once, after signalling the children that would outlive it. SIGHUP is a closed terminal: without it `quasar dev` would die
  * at once and leave its anvil and PostgreSQL (own process groups) running.
  */
 const shutdown = new AbortController();
@@ -14,7 +15,11 @@ let signals = 0;
 for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(name, () => {
     signals++;
-    if (signals > 1) process.exit(130);
+    if (signals > 1) {
+      // Exits at once, but not without telling anvil and PostgreSQL to stop: nothing else would.
+      signalUntethered();
+      process.exit(130);
+    }
     shutdown.abort(new Error(`received ${name}`));
   });
 }

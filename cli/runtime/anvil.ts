@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { StartupError } from "../errors.js";
 import { anvilBinary } from "./paths.js";
-import { exitOf, prefixLines, stopGroup } from "./processes.js";
+import { exitOf, prefixLines, stopGroup, stopOnForcedExit } from "./processes.js";
 
 /**
  * The local chain of `quasar dev`: anvil with interval mining, its whole state (blocks
@@ -44,6 +44,8 @@ export async function startLocalChain(options: {
     ],
     { detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
+  // SIGTERM lets anvil dump its state before it exits.
+  stopOnForcedExit(child, "SIGTERM");
   prefixLines(child.stdout, "anvil    │ ", options.output ?? options.log);
   prefixLines(child.stderr, "anvil    │ ", options.output ?? options.log);
   let exited = false;

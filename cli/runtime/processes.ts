@@ -24,6 +24,24 @@ export function signalGroup(
   }
 }
 
+/**
+ * Children that would outlive the CLI if it died (embedded PostgreSQL, anvil: process groups
+ * of their own, with no tether to our stdin as the supervised parts have), each with the
+ * signal that stops it cleanly. The forced exit of a second Ctrl-C (cli/main.ts) signals them.
+ */
+const untethered = new Map<ChildProcess, NodeJS.Signals>();
+
+/** Registers `child` to get `signal` if the CLI is forced to exit while it runs. */
+export function stopOnForcedExit(child: ChildProcess, signal: NodeJS.Signals): void {
+  untethered.set(child, signal);
+  child.once("exit", () => untethered.delete(child));
+}
+
+/** Before a forced exit: signals every registered child still running (does not wait). */
+export function signalUntethered(): void {
+  for (const [child, signal] of untethered) signalGroup(child, signal);
+}
+
 /** Resolves when the child has exited (at once if it already has). */
 export function exitOf(
   child: ChildProcess,
