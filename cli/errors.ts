@@ -16,6 +16,14 @@ export class StartupError extends NonRetryableError {
   override name = "StartupError";
 }
 
+/**
+ * The port picked for the embedded PostgreSQL answered with another server (a second
+ * `quasar dev` that picked the same free port at the same moment): pick another one.
+ */
+export class PortTakenError extends StartupError {
+  override name = "PortTakenError";
+}
+
 /** Why a keystore was refused; callers branch on this, never on the message. */
 export const KEYSTORE_FAILURES = ["wrong-password", "malformed", "unsupported"] as const;
 export type KeystoreFailure = (typeof KEYSTORE_FAILURES)[number];

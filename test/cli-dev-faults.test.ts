@@ -3,16 +3,22 @@
  * - its embedded PostgreSQL dies (the postmaster is SIGKILLed): the stack restarts it and
  *   uploads work again without anyone touching it;
  * - DATABASE_URL carries a password: no line printed to the terminal shows it, and
- *   .quasar/dev.env (which must hold it for the other commands) is documented and 0600.
+ *   .quasar/dev.env (which must hold it for the other commands) is documented and 0600;
+ * - a second Ctrl-C while it stops: it exits at once, and its PostgreSQL and anvil stop too;
+ * - another PostgreSQL on the port it picked: never taken for its own.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmod, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import getPort, { portNumbers } from "get-port";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { PortTakenError } from "@/cli/errors.js";
+import { startEmbeddedPostgres } from "@/cli/runtime/postgres.js";
 import { TEST_DATABASE_URL } from "./harness/postgres.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -23,11 +29,16 @@ type Dev = { child: ChildProcess; cwd: string; output: () => string };
 const running: Dev[] = [];
 const dirs: string[] = [];
 
-async function startDev(env: Record<string, string> = {}): Promise<Dev> {
+/** A fresh directory PostgreSQL's user can reach (it runs unprivileged when we are root). */
+async function devDir(): Promise<string> {
   const cwd = await mkdtemp(join(tmpdir(), "quasar-dev-faults-"));
   dirs.push(cwd);
-  // PostgreSQL runs as an unprivileged user when we are root: it must reach .quasar/pg.
   await chmod(cwd, 0o755);
+  return cwd;
+}
+
+async function startDev(env: Record<string, string> = {}): Promise<Dev> {
+  const cwd = await devDir();
   const child = spawn(NODE, [QUASAR, "dev"], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
@@ -121,6 +132,28 @@ async function stopDev(dev: Dev): Promise<void> {
   expect(code, dev.output().slice(-3000)).toBe(0);
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Processes whose command line names `binary` and `cwd` (this stack's own, by its data dir). */
+async function childrenRunning(cwd: string, binary: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const line = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const argv = line.split("\0");
+    if (argv[0]?.endsWith(`/${binary}`) && argv.some((arg) => arg.startsWith(cwd)))
+      pids.push(Number(entry));
+  }
+  return pids;
+}
+
 afterAll(async () => {
   for (const dev of running) await stopDev(dev).catch(() => {});
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -159,6 +192,56 @@ describe("quasar dev faults", () => {
     expect(newPid).not.toBe(postmaster);
     await stopDev(dev);
   }, 600_000);
+
+  it("a second Ctrl-C exits at once and still stops its PostgreSQL and anvil", async () => {
+    const dev = await startDev();
+    await ready(dev);
+    const postmaster = Number(
+      (await readFile(join(dev.cwd, ".quasar", "pg", "postmaster.pid"), "utf8")).split("\n")[0],
+    );
+    const anvil = await childrenRunning(dev.cwd, "anvil");
+    expect(postmaster).toBeGreaterThan(1);
+    expect(anvil).toHaveLength(1);
+
+    const exited = once(dev.child, "exit");
+    dev.child.kill("SIGINT");
+    // The first stops the parts in order (API, reconciler, indexer, then the database and the
+    // chain); the second, while that runs, ends the CLI at once.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    dev.child.kill("SIGINT");
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(130);
+    // Neither has the CLI as a parent to notice it is gone: only its signal stops them.
+    const gone = async () => {
+      for (let waited = 0; waited < 30_000; waited += 250) {
+        if (!alive(postmaster) && (await childrenRunning(dev.cwd, "anvil")).length === 0)
+          return true;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      return false;
+    };
+    const stopped = await gone();
+    // Left running they would hold this machine's ports for every later suite.
+    for (const pid of [postmaster, ...(await childrenRunning(dev.cwd, "anvil"))])
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    expect(stopped, dev.output().slice(-3000)).toBe(true);
+  }, 600_000);
+
+  it("never takes another PostgreSQL on the port it picked for its own", async () => {
+    // Two stacks can pick the same free port at once; the one whose server cannot bind it
+    // must see that the server answering there is not its own (then dev picks another port).
+    const [first, second] = await Promise.all([devDir(), devDir()]);
+    const port = await getPort({ port: portNumbers(5500, 5599), host: "127.0.0.1" });
+    const log = new PassThrough().resume();
+    const running = await startEmbeddedPostgres({ dataDir: join(first, "pg"), port, log });
+    try {
+      await expect(
+        startEmbeddedPostgres({ dataDir: join(second, "pg"), port, log }),
+      ).rejects.toBeInstanceOf(PortTakenError);
+    } finally {
+      await running.stop();
+    }
+  }, 300_000);
 
   it("never prints DATABASE_URL's password; dev.env says it holds it and is 0600", async () => {
     // A database of its own on the shared server, so this stack's chain 31337 and schemas

@@ -16,7 +16,7 @@ import {
   setRegistration,
 } from "../chain-ops.js";
 import { DEV_DIR, DEV_REGISTRY_KEY, DEV_STORAGE_KEY, writeDevEnv } from "../dev-env.js";
-import { StartupError } from "../errors.js";
+import { PortTakenError, StartupError } from "../errors.js";
 import { chooseLogFormat, useColor } from "../log-format.js";
 import { maskUrl } from "../mask.js";
 import { startLocalChain } from "../runtime/anvil.js";
@@ -93,6 +93,27 @@ async function waitForHttp(url: string, signal: AbortSignal, timeoutMs: number):
   return false;
 }
 
+/**
+ * Starts the embedded PostgreSQL on a free port of 5433–5499. A port found free can be taken
+ * by another `quasar dev` before our server binds it; then the next free one is tried.
+ */
+async function startOnFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  const tried: number[] = [];
+  for (;;) {
+    const port = await getPort({
+      port: portNumbers(5433, 5499),
+      host: "127.0.0.1",
+      exclude: tried,
+    });
+    try {
+      return await start(port);
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || tried.length >= 4) throw error;
+      tried.push(port);
+    }
+  }
+}
+
 /** Ponder's line for a block without events: one a second on anvil, shown only with --verbose. */
 function isEmptyBlockLine(line: string): boolean {
   return /\bIndexed block\b.*\bevent_count=0\b/.test(line);
@@ -160,13 +181,14 @@ export function registerDevCommand(program: Command, signal: AbortSignal): void 
       let databaseUrl = given.config.DATABASE_URL;
       const embeddedDatabase = given.sources.DATABASE_URL === "default";
       if (embeddedDatabase) {
-        const port = await getPort({ port: portNumbers(5433, 5499), host: "127.0.0.1" });
-        log.write(`starting PostgreSQL on port ${port} (.quasar/pg)\n`);
-        const database = await startEmbeddedPostgres({
-          dataDir: join(dir, "pg"),
-          port,
-          log,
-          ...(noise ? { output: noise } : {}),
+        const database = await startOnFreePort(async (port) => {
+          log.write(`starting PostgreSQL on port ${port} (.quasar/pg)\n`);
+          return startEmbeddedPostgres({
+            dataDir: join(dir, "pg"),
+            port,
+            log,
+            ...(noise ? { output: noise } : {}),
+          });
         });
         cleanups.push(() => database.stop());
         databaseUrl = database.url;

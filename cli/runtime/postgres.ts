@@ -5,8 +5,8 @@ import { userInfo } from "node:os";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { StartupError } from "../errors.js";
-import { exitOf, prefixLines, signalGroup, stopGroup } from "./processes.js";
+import { PortTakenError, StartupError } from "../errors.js";
+import { exitOf, prefixLines, signalGroup, stopGroup, stopOnForcedExit } from "./processes.js";
 import { restartDelayMs } from "./supervisor.js";
 
 /**
@@ -90,14 +90,19 @@ function canReach(user: NonNullable<RunAs>, dir: string): boolean {
   return result.status === 0;
 }
 
-async function canConnect(url: string): Promise<boolean> {
+/**
+ * Who answers on `url`: our server (its data directory is `dataDir`), another one, or none.
+ * Ports are picked free and then bound, so another stack can take the same one in between;
+ * its server must never be taken for ours.
+ */
+async function whoAnswers(url: string, dataDir: string): Promise<"ours" | "other" | "none"> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
   try {
     await client.connect();
-    await client.query("select 1");
-    return true;
+    const { rows } = await client.query<{ data_directory: string }>("show data_directory");
+    return resolve(rows[0]?.data_directory ?? "") === dataDir ? "ours" : "other";
   } catch {
-    return false;
+    return "none";
   } finally {
     await client.end().catch(() => {});
   }
@@ -196,6 +201,8 @@ export async function startEmbeddedPostgres(options: {
         env: { ...process.env, LC_ALL: "C" },
       },
     );
+    // SIGINT: PostgreSQL's fast shutdown, as in stop() below.
+    stopOnForcedExit(child, "SIGINT");
     prefixLines(child.stdout, "postgres │ ", options.output ?? options.log);
     prefixLines(child.stderr, "postgres │ ", options.output ?? options.log);
     return child;
@@ -216,9 +223,18 @@ export async function startEmbeddedPostgres(options: {
   };
 
   for (let waited = 0; ; waited += 200) {
-    if (exited(child))
+    if (exited(child)) {
+      // Most often: another stack's server bound the port first (see whoAnswers).
+      if ((await whoAnswers(url, dataDir)) === "other")
+        throw new PortTakenError(`port ${options.port} is another PostgreSQL's`);
       throw new StartupError("PostgreSQL exited during start-up (see the postgres │ lines)");
-    if (await canConnect(url)) break;
+    }
+    const answer = await whoAnswers(url, dataDir);
+    if (answer === "ours") break;
+    if (answer === "other") {
+      await stop();
+      throw new PortTakenError(`port ${options.port} is another PostgreSQL's`);
+    }
     if (waited > 60_000) {
       await stop();
       throw new StartupError("PostgreSQL did not accept connections within 60 s");
