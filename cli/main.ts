@@ -7,8 +7,9 @@ import { signalUntethered } from "./runtime/processes.js";
 /**
  * The `quasar` command. One AbortController is the shutdown signal of the whole process:
  * the first SIGINT/SIGTERM/SIGHUP aborts it (every loop and child stops gracefully), a
- * second one exits at once, after signalling the children that would outlive it. SIGHUP is a closed terminal: without it `quasar dev` would die
- * at once and leave its anvil and PostgreSQL (own process groups) running.
+ * second one exits at once, after signalling the children that would outlive it. SIGHUP is
+ * a closed terminal: without it `quasar dev` would die at once and leave its anvil and
+ * PostgreSQL (own process groups) running.
  */
 const shutdown = new AbortController();
 let signals = 0;
