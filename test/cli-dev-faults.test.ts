@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmod, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PortTakenError } from "@/cli/errors.js";
 import { startEmbeddedPostgres } from "@/cli/runtime/postgres.js";
 import { TEST_DATABASE_URL } from "./harness/postgres.js";
+import { descendantsOf, survivors } from "./harness/processes.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const NODE = join(ROOT, "node_modules", ".bin", "node");
@@ -132,28 +133,6 @@ async function stopDev(dev: Dev): Promise<void> {
   expect(code, dev.output().slice(-3000)).toBe(0);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Processes whose command line names `binary` and `cwd` (this stack's own, by its data dir). */
-async function childrenRunning(cwd: string, binary: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const line = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    const argv = line.split("\0");
-    if (argv[0]?.endsWith(`/${binary}`) && argv.some((arg) => arg.startsWith(cwd)))
-      pids.push(Number(entry));
-  }
-  return pids;
-}
-
 afterAll(async () => {
   for (const dev of running) await stopDev(dev).catch(() => {});
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -199,9 +178,11 @@ describe("quasar dev faults", () => {
     const postmaster = Number(
       (await readFile(join(dev.cwd, ".quasar", "pg", "postmaster.pid"), "utf8")).split("\n")[0],
     );
-    const anvil = await childrenRunning(dev.cwd, "anvil");
-    expect(postmaster).toBeGreaterThan(1);
-    expect(anvil).toHaveLength(1);
+    const descendants = await descendantsOf(dev.child.pid as number);
+    // Its PostgreSQL and anvil are among them, with the API, the indexer and the reconciler.
+    expect(descendants).toContain(postmaster);
+    expect(descendants.length).toBeGreaterThanOrEqual(5);
+    expect(await survivors(descendants, 0)).toContainEqual(expect.stringMatching(/\/anvil /));
 
     const exited = once(dev.child, "exit");
     dev.child.kill("SIGINT");
@@ -211,20 +192,12 @@ describe("quasar dev faults", () => {
     dev.child.kill("SIGINT");
     const [code] = (await exited) as [number | null];
     expect(code).toBe(130);
-    // Neither has the CLI as a parent to notice it is gone: only its signal stops them.
-    const gone = async () => {
-      for (let waited = 0; waited < 30_000; waited += 250) {
-        if (!alive(postmaster) && (await childrenRunning(dev.cwd, "anvil")).length === 0)
-          return true;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-      return false;
-    };
-    const stopped = await gone();
+    // PostgreSQL and anvil have no parent left to notice the CLI is gone: only its signal
+    // stops them (the supervised parts see their stdin close).
+    const left = await survivors(descendants, 30_000);
     // Left running they would hold this machine's ports for every later suite.
-    for (const pid of [postmaster, ...(await childrenRunning(dev.cwd, "anvil"))])
-      if (alive(pid)) process.kill(pid, "SIGKILL");
-    expect(stopped, dev.output().slice(-3000)).toBe(true);
+    for (const line of left) process.kill(Number(line.split(" ")[0]), "SIGKILL");
+    expect(left, dev.output().slice(-3000)).toEqual([]);
   }, 600_000);
 
   it("never takes another PostgreSQL on the port it picked for its own", async () => {

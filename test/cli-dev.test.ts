@@ -7,11 +7,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
-import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { alive, descendantsOf, survivors } from "./harness/processes.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const NODE = join(ROOT, "node_modules", ".bin", "node");
@@ -64,65 +64,6 @@ async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
-
-/** Every process whose parent chain leads to `root`, read from /proc. */
-async function descendantsOf(root: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      // pid (comm) state ppid …: comm may hold spaces and parentheses; split after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(entry), Number(fields[1]));
-    } catch {
-      // exited while we looked
-    }
-  }
-  const result: number[] = [];
-  for (const pid of parents.keys()) {
-    let current = parents.get(pid);
-    while (current !== undefined && current > 1) {
-      if (current === root) {
-        result.push(pid);
-        break;
-      }
-      current = parents.get(current);
-    }
-  }
-  return result;
-}
-
-/**
- * The survivors among `pids`, with their command lines for the failure message. A process
- * still in its exit path gets two seconds.
- */
-async function survivors(pids: number[]): Promise<string[]> {
-  for (let waited = 0; waited < 2_000 && pids.some(alive); waited += 100) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const left: string[] = [];
-  for (const pid of pids.filter(alive)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    left.push(`${pid} ${cmdline.replaceAll("\0", " ").trim()}`);
-  }
-  return left;
-}
-
-/** Running, not merely a zombie waiting for a reaper (this machine's pid 1 may not reap). */
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 async function stopDev(dev: Dev, signal: NodeJS.Signals = "SIGINT"): Promise<number[]> {
   const descendants = await descendantsOf(dev.child.pid as number);
