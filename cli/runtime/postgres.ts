@@ -223,18 +223,15 @@ export async function startEmbeddedPostgres(options: {
   };
 
   for (let waited = 0; ; waited += 200) {
-    if (exited(child)) {
-      // Most often: another stack's server bound the port first (see whoAnswers).
-      if ((await whoAnswers(url, dataDir)) === "other")
-        throw new PortTakenError(`port ${options.port} is another PostgreSQL's`);
-      throw new StartupError("PostgreSQL exited during start-up (see the postgres │ lines)");
-    }
     const answer = await whoAnswers(url, dataDir);
     if (answer === "ours") break;
+    // Ours cannot bind a port another stack's server holds, whether it has exited yet or not.
     if (answer === "other") {
       await stop();
       throw new PortTakenError(`port ${options.port} is another PostgreSQL's`);
     }
+    if (exited(child))
+      throw new StartupError("PostgreSQL exited during start-up (see the postgres │ lines)");
     if (waited > 60_000) {
       await stop();
       throw new StartupError("PostgreSQL did not accept connections within 60 s");
