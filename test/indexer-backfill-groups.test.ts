@@ -8,9 +8,15 @@
  * of one event per block and reads Ponder's own metrics: every row is there, exactly once,
  * with far fewer inserts than blocks. It fails when a Ponder upgrade drops the patch. A second
  * run with the chain's rpcBatchSize checks that the block fetches go out in JSON-RPC batches.
+ * The patch's third part writes those rows as one array per column (`unnest`) instead of one
+ * drizzle parameter per value: the sync store is compared, column by column, with what Ponder's
+ * own encoders make of the node's answers.
  */
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { connectDatabase } from "@/db/connect.js";
 import { createReadModel } from "@/db/read-model/index.js";
@@ -23,6 +29,17 @@ import {
 } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
 import { startRpcProxy } from "./harness/rpc-proxy.js";
+
+const ENCODERS = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "node_modules/ponder/dist/esm/sync-store/encode.js",
+);
+type Encoders = {
+  encodeBlock(args: { block: unknown; chainId: number }): Record<string, unknown>;
+  encodeTransaction(args: { transaction: unknown; chainId: number }): Record<string, unknown>;
+  encodeLog(args: { log: unknown; chainId: number }): Record<string, unknown>;
+};
 
 /** One PinHash per block. */
 const BLOCKS = 400;
@@ -74,6 +91,88 @@ async function indexedCids(schema: TestSchema): Promise<string[]> {
   }
 }
 
+async function rpc<T>(method: string, params: unknown[]): Promise<T> {
+  const response = await fetch(anvil.rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return ((await response.json()) as { result: T }).result;
+}
+
+/** Ponder's column `key` as stored: snake_case (sha3Uncles → sha3_uncles). */
+const column = (key: string) => key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+/** The rows of `table` for this chain, keyed by `key`, every value as text (or null). */
+async function storedRows(client: pg.Client, table: string, key: string[]) {
+  const { rows } = await client.query<Record<string, unknown>>(
+    `select * from ponder_sync.${table} where chain_id = $1`,
+    [anvil.chainId],
+  );
+  return new Map(rows.map((row) => [key.map((k) => String(row[k])).join("/"), row]));
+}
+
+/**
+ * Every block, transaction and log of the backfill is in the sync store exactly as Ponder's
+ * encoders make it from the node's own answers, column by column: numbers of 78 digits,
+ * nullable columns, the transaction's input and the log's data.
+ */
+async function expectSyncStoreMatchesNode(): Promise<void> {
+  const { encodeBlock, encodeTransaction, encodeLog } = (await import(
+    pathToFileURL(ENCODERS).href
+  )) as Encoders;
+  const chainId = anvil.chainId;
+  const client = new pg.Client({ connectionString: db.databaseUrl });
+  await client.connect();
+  try {
+    const blocks = await storedRows(client, "blocks", ["number"]);
+    const transactions = await storedRows(client, "transactions", ["hash"]);
+    const logs = await storedRows(client, "logs", ["block_number", "log_index"]);
+    // Ponder stores the logs its filters match: the PinHash events and the Register.
+    expect(logs.size).toBe(BLOCKS + 1);
+    const same = (
+      expected: Record<string, unknown>,
+      stored: Record<string, unknown> | undefined,
+    ) => {
+      expect(stored).toBeDefined();
+      for (const [key, value] of Object.entries(expected)) {
+        const text = value === null || value === undefined ? null : String(value);
+        const actual = stored?.[column(key)];
+        expect({ key, value: actual === null ? null : String(actual) }).toEqual({
+          key,
+          value: text,
+        });
+      }
+    };
+    const nodeLogs = await rpc<{ blockNumber: string; logIndex: string }[]>("eth_getLogs", [
+      { fromBlock: "0x0", toBlock: "latest" },
+    ]);
+    for (const log of nodeLogs) {
+      const key = `${BigInt(log.blockNumber)}/${Number(log.logIndex)}`;
+      if (logs.has(key)) same(encodeLog({ log, chainId }), logs.get(key));
+    }
+    let checkedTransactions = 0;
+    for (const number of blocks.keys()) {
+      const block = await rpc<{ transactions: { hash: string }[] }>("eth_getBlockByNumber", [
+        `0x${BigInt(number).toString(16)}`,
+        true,
+      ]);
+      same(encodeBlock({ block, chainId }), blocks.get(number));
+      for (const transaction of block.transactions) {
+        // Ponder keeps only the transactions of matched logs.
+        if (!transactions.has(transaction.hash)) continue;
+        same(encodeTransaction({ transaction, chainId }), transactions.get(transaction.hash));
+        checkedTransactions++;
+      }
+    }
+    expect(blocks.size).toBe(BLOCKS + 1);
+    expect(checkedTransactions).toBe(transactions.size);
+    expect(checkedTransactions).toBe(BLOCKS + 1);
+  } finally {
+    await client.end();
+  }
+}
+
 describe("a backfill of one event per block", () => {
   test("writes every row once, with far fewer sync-store inserts than blocks", async () => {
     ponder = await startPonder({
@@ -93,6 +192,7 @@ describe("a backfill of one event per block", () => {
     expect(blockInserts).toBeGreaterThan(0);
     expect(blockInserts).toBeLessThan(BLOCKS / 4);
     expect(logInserts).toBeLessThan(BLOCKS / 4);
+    await expectSyncStoreMatchesNode();
     await ponder.stop();
     ponder = undefined;
   }, 180_000);
