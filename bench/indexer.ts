@@ -135,9 +135,9 @@ async function emitPacked(
 }
 
 /**
- * Spread history: `perBlock` transactions of one PinHash each, then one block. Sent as
- * one JSON-RPC batch of `eth_sendTransaction` per block (anvil signs for its unlocked dev
- * account) and an `evm_mine`, with automine off: one viem writeContract per transaction (fee lookups,
+ * Spread history: `perBlock` transactions of one PinHash each, then one block. Sent as one
+ * JSON-RPC batch of `eth_sendTransaction` per block (anvil signs for its unlocked dev account)
+ * and an `evm_mine`, with automine off: one viem writeContract per transaction (fee lookups,
  * signing, a receipt wait) took 5 minutes for 20,000. Every event is then counted back
  * through eth_getLogs, so a transaction that failed is caught here, not in the timing.
  */
