@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import {
   type ChainEvent,
   type ChainProgress,
@@ -39,6 +39,16 @@ export type ReadModel = {
   pinHashesOf(cid: string): Promise<ChainEvent[]>;
   /** Per chain: the highest block fully in the table, and the highest finalized block. */
   progress(): Promise<ChainProgress[]>;
+  /**
+   * `progress()` and, in the same statement, the first `limit` events (by id) of each chain in
+   * `afterBlock` above the block given for it: one round trip for a reader that follows the
+   * chains block by block (the desired step). Chains without such events, and chains not in
+   * `afterBlock`, are absent from `above`.
+   */
+  progressWithEventsAbove(
+    afterBlock: ReadonlyMap<number, bigint>,
+    limit: number,
+  ): Promise<{ progress: ChainProgress[]; above: Map<number, ChainEvent[]> }>;
   /**
    * Event-id bounds over all chains: `finalized` is the minimum of the chains' finalized
    * checkpoints (every row at or below it is final), `latest` the minimum of their latest
@@ -119,22 +129,44 @@ export function createReadModel(options: CreateReadModelOptions): ReadModel {
     },
 
     async progress() {
-      const rows = await checkpoints();
-      const result: ChainProgress[] = [];
+      return (await checkpoints()).flatMap((row) => toProgress(row) ?? []);
+    },
+
+    async progressWithEventsAbove(afterBlock, limit) {
+      // One arm per chain, its block a parameter: the planner then sees how few rows lie
+      // above it and reads them through (chain_id, block_number). A bound it cannot see
+      // (a join, a subquery) lets it walk the primary key in id order over the whole history.
+      const arms = [...afterBlock].map(
+        ([chainId, block]) => sql`(select * from ${sql.id(schema, "event")}
+          where chain_id = ${chainId} and block_number > ${block} order by id limit ${limit})`,
+      );
+      const events =
+        arms.length > 0
+          ? sql.join(arms, sql` union all `)
+          : sql`select * from ${sql.id(schema, "event")} where false`;
+      // One row per event above a chain's block, or one row without an event for a chain
+      // that has none; the checkpoint's columns ride along on each.
+      const { rows } = await guard(() =>
+        sql<CheckpointRow & NullableEvent>`select c.chain_id, c.latest_checkpoint,
+            c.finalized_checkpoint, e.id, e.block_number, e.block_hash, e.block_timestamp,
+            e.transaction_hash, e.log_index, e.contract, e.kind, e.subject, e.raw_cid, e.cid,
+            e.invalid_reason
+          from ${sql.id(schema, "_ponder_checkpoint")} as c
+          left join (${events}) as e on e.chain_id = c.chain_id
+          order by c.chain_id, e.id`.execute(options.db),
+      );
+      const progress: ChainProgress[] = [];
+      const above = new Map<number, ChainEvent[]>();
       for (const row of rows) {
-        const chainId = Number(row.chain_id);
-        const latest = decodeCheckpoint(row.latest_checkpoint);
-        const finalized = decodeCheckpoint(row.finalized_checkpoint);
-        if (latest === undefined || finalized === undefined) continue;
-        result.push({
-          chainId,
-          indexedBlock: completeBlockOf(latest),
-          // A checkpoint of another chain (what omnichain ordering writes) says nothing
-          // about this one's blocks: report nothing final rather than a wrong block.
-          finalizedBlock: finalized.chainId === chainId ? completeBlockOf(finalized) : 0n,
-        });
+        const chain = toProgress(row);
+        if (chain === undefined) continue;
+        if (progress.at(-1)?.chainId !== chain.chainId) progress.push(chain);
+        if (row.id === null) continue;
+        const events = above.get(chain.chainId) ?? [];
+        events.push(toChainEvent(row as Selectable<EventTable>));
+        above.set(chain.chainId, events);
       }
-      return result;
+      return { progress, above };
     },
 
     async horizon() {
@@ -176,6 +208,32 @@ export function createReadModel(options: CreateReadModelOptions): ReadModel {
         sinceBlock: BigInt(row.block_number),
       }));
     },
+  };
+}
+
+type CheckpointRow = {
+  chain_id: bigint | number | string;
+  latest_checkpoint: string;
+  finalized_checkpoint: string;
+};
+
+/** An event's columns (chain_id aside), all null on a chain's row without an event. */
+type NullableEvent = {
+  [K in Exclude<keyof Selectable<EventTable>, "chain_id">]: Selectable<EventTable>[K] | null;
+};
+
+/** A chain's progress from its checkpoints; undefined while they cannot be decoded. */
+function toProgress(row: CheckpointRow): ChainProgress | undefined {
+  const chainId = Number(row.chain_id);
+  const latest = decodeCheckpoint(row.latest_checkpoint);
+  const finalized = decodeCheckpoint(row.finalized_checkpoint);
+  if (latest === undefined || finalized === undefined) return undefined;
+  return {
+    chainId,
+    indexedBlock: completeBlockOf(latest),
+    // A checkpoint of another chain (what omnichain ordering writes) says nothing
+    // about this one's blocks: report nothing final rather than a wrong block.
+    finalizedBlock: finalized.chainId === chainId ? completeBlockOf(finalized) : 0n,
   };
 }
 

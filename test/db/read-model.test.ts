@@ -190,6 +190,37 @@ describe("read model on Postgres", () => {
     expect(await model.isReady()).toBe(true);
   });
 
+  test("progress with the events above each chain's block: one statement, per-chain limits", async () => {
+    // Chain 1 has events in blocks 1..4, chain 2 in 5..6 (the first test's rows).
+    const both = await model.progressWithEventsAbove(
+      new Map([
+        [1, 1n],
+        [2, 4n],
+      ]),
+      2,
+    );
+    expect(both.progress).toEqual(await model.progress());
+    expect(both.above.get(1)?.map((e) => [e.blockNumber, e.kind])).toEqual([
+      [2n, "pin_hash"],
+      [3n, "pin_hash"],
+    ]); // the limit, in id order: block 4's unregister is left for a later read
+    expect(both.above.get(2)?.map((e) => [e.blockNumber, e.kind])).toEqual([
+      [5n, "register"],
+      [6n, "pin_hash"],
+    ]);
+    expect(both.above.get(1)?.[0]).toEqual((await model.eventsInBlocks(1, 2n, 2n))[0]); // the same typed event as the other reads give
+    // A chain not asked for, and a chain with nothing above its block, are absent.
+    const one = await model.progressWithEventsAbove(new Map([[1, 4n]]), 10);
+    expect(one.progress).toEqual(await model.progress());
+    expect([...one.above.keys()]).toEqual([]);
+    const none = await model.progressWithEventsAbove(new Map(), 10);
+    expect(none).toEqual({ progress: await model.progress(), above: new Map() });
+    const fresh = createReadModel({ db: kysely, schema: empty.schema });
+    await expect(fresh.progressWithEventsAbove(new Map([[1, 0n]]), 10)).rejects.toBeInstanceOf(
+      IndexerNotReadyError,
+    );
+  });
+
   test("a row with an unknown kind is a MalformedEventRowError", async () => {
     await insert([[checkpoint(99, 1, 9, false, 0, 0), 1, 9, "mystery", null, null, null]]);
     await expect(model.eventsAfter(null, 100)).rejects.toBeInstanceOf(MalformedEventRowError);
