@@ -1,5 +1,4 @@
 import { type Kysely, sql } from "kysely";
-import type { PinRef } from "@/core/desired/evaluate.js";
 import {
   chainAction,
   contractKey,
@@ -95,34 +94,6 @@ export async function loadTimelines(
     if (timeline) insertAction(timeline, action);
   }
   return timelines;
-}
-
-/** The persisted (final) PinHash refs of the given CIDs, grouped by CID. */
-export async function loadRefs(db: Db, cids: readonly string[]): Promise<Map<string, PinRef[]>> {
-  const refs = new Map<string, PinRef[]>();
-  if (cids.length === 0) return refs;
-  const rows = await db
-    .selectFrom("pin_ref")
-    .selectAll()
-    .where("cid", "=", (eb) => eb.fn.any(eb.val([...cids])))
-    // No ORDER BY: the rules do not depend on the refs' order, and sorting by event_id
-    // invites a plan that walks the primary key over the whole table.
-    .execute();
-  for (const row of rows) {
-    const ref: PinRef = {
-      cid: row.cid,
-      chainId: Number(row.chain_id),
-      contract: row.contract as Hex,
-      eventId: row.event_id,
-      blockNumber: BigInt(row.block_number),
-      blockTimestamp: BigInt(row.block_timestamp),
-      transactionHash: row.transaction_hash as Hex,
-    };
-    const list = refs.get(row.cid);
-    if (list) list.push(ref);
-    else refs.set(row.cid, [ref]);
-  }
-  return refs;
 }
 
 /**

@@ -1,16 +1,12 @@
-import { type Kysely, sql, type Transaction } from "kysely";
+import { type Kysely, type RawBuilder, sql, type Transaction } from "kysely";
 import type { Logger } from "pino";
 import { type EvaluationContext, evaluateCid, type PinRef } from "@/core/desired/evaluate.js";
-import { reasonFromJson } from "@/core/desired/reasons.js";
 import { contractKey, insertAction, type RegistrationAction } from "@/core/desired/timeline.js";
 import type { ChainEvent, ChainProgress, Hex } from "@/src/events.js";
 import type { Database } from "../database.js";
-import { psaRequestCounts } from "../psa/counts.js";
 import { createReadModel, toChainEvent } from "../read-model/index.js";
-import { latestOptimisticExpiries } from "../uploads/record.js";
 import { AffectedCids } from "./affected.js";
 import {
-  canonicalReasons,
   type DesiredRow,
   decideAnswer,
   decideStanding,
@@ -19,7 +15,9 @@ import {
   overlayTail,
   reasonFlags,
 } from "./decide.js";
-import { cidsOfContractPage, loadRefs, loadTimelines, parseContractKey } from "./persisted.js";
+import { loadPageInputs } from "./page-inputs.js";
+import { cidsOfContractPage, loadTimelines, parseContractKey } from "./persisted.js";
+import { type FoldCursor, readStepStart, type StepStart } from "./step-start.js";
 import type { DesiredChange, DesiredStepResult } from "./types.js";
 
 /**
@@ -91,11 +89,18 @@ export async function runStep(params: StepParams): Promise<DesiredStepResult> {
   await sql`select pg_advisory_xact_lock(hashtext(${`${params.reconcilerSchema}.desired`})),
     set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`.execute(trx);
 
-  const progress = await createReadModel({ db: trx, schema: params.indexerSchema }).progress();
+  const start = await readStepStart(db, params.reconcilerSchema, now, spillAt(params));
+  const { progress, above } = await createReadModel({
+    db: trx,
+    schema: params.indexerSchema,
+  }).progressWithEventsAbove(
+    new Map([...start.cursors].map(([chainId, cursor]) => [chainId, cursor.block])),
+    FOLD_PAGE,
+  );
   const finalized = new Map(progress.map((chain) => [chain.chainId, chain.finalizedBlock]));
   const finalizedBlockOf = (chainId: number) => finalized.get(chainId) ?? -1n;
 
-  const overlay = await foldAndReadTail(params, progress);
+  const overlay = await foldAndReadTail(params, progress, start.cursors, above);
   // A large fold (a first start on a long history) grew pin_ref inside this transaction;
   // give the planner its real size for the evaluation below (ANALYZE sees our own rows).
   if (overlay.folded >= ANALYZE_AFTER_FOLDED) {
@@ -114,7 +119,7 @@ export async function runStep(params: StepParams): Promise<DesiredStepResult> {
       timelineCache.set(key, timeline);
     }
   };
-  await collectAffected(db, overlay, timelinesFor, timelineCache, finalizedBlockOf, now);
+  await collectAffected(db, overlay, start, timelinesFor, timelineCache, finalizedBlockOf, now);
   phase("collect");
 
   const context: EvaluationContext = {
@@ -143,68 +148,90 @@ export async function runStep(params: StepParams): Promise<DesiredStepResult> {
   return result;
 }
 
+const spillAt = (params: StepParams) => params.affectedInMemory ?? AFFECTED_IN_MEMORY;
+
 /** 1 and 2: folds each chain's newly final events and reads its unfinalized tail. */
-async function foldAndReadTail(params: StepParams, progress: ChainProgress[]): Promise<Overlay> {
+async function foldAndReadTail(
+  params: StepParams,
+  progress: ChainProgress[],
+  cursors: Map<number, FoldCursor>,
+  aboveCursors: Map<number, ChainEvent[]>,
+): Promise<Overlay> {
   const { trx, now, signal } = params;
-  const db = trx.withSchema(params.reconcilerSchema);
   const events = trx.withSchema(params.indexerSchema);
   const overlay: Overlay = {
-    affectedCids: new AffectedCids(trx, params.affectedInMemory ?? AFFECTED_IN_MEMORY),
+    affectedCids: new AffectedCids(trx, spillAt(params)),
     standingCandidates: new Set(),
     tailRefs: new Map(),
     tailActions: new Map(),
     folded: 0,
     tailSize: 0,
   };
-  const cursors = new Map(
-    (await db.selectFrom("desired_cursor").selectAll().execute()).map((row) => [
-      Number(row.chain_id),
-      { block: BigInt(row.folded_block), eventId: row.folded_event_id },
-    ]),
-  );
 
   for (const chain of progress) {
     const limit = foldLimit(chain);
-    const cursor = cursors.get(chain.chainId) ?? { block: -1n, eventId: null };
+    const known = cursors.get(chain.chainId);
+    const cursor = known ?? { block: -1n, eventId: null };
+    // Everything above the cursor, read with the progress: all of it when it fits in a page
+    // (an incremental step: a few new events, final or not). A longer catch-up, or a chain's
+    // first fold, pages its fold and then reads its tail.
+    const read = known === undefined ? undefined : (aboveCursors.get(chain.chainId) ?? []);
+    const whole = read !== undefined && read.length < FOLD_PAGE ? read : undefined;
     if (limit > cursor.block) {
       let lastId: string | null = null;
-      for (;;) {
-        signal?.throwIfAborted();
-        let query = events
-          .selectFrom("event")
-          .selectAll()
-          .where("chain_id", "=", chain.chainId)
-          .where("block_number", ">", cursor.block)
-          .where("block_number", "<=", limit);
-        if (lastId !== null) query = query.where("id", ">", lastId);
-        const page = (await query.orderBy("id").limit(FOLD_PAGE).execute()).map(toChainEvent);
-        if (page.length === 0) break;
-        await writeFold(db, page, overlay);
+      const fold = async (page: ChainEvent[], cursorWrite?: CursorWrite) => {
+        await writeFold(trx, params.reconcilerSchema, page, overlay, cursorWrite);
         overlay.folded += page.length;
         lastId = (page[page.length - 1] as ChainEvent).id;
-        if (page.length < FOLD_PAGE) break;
-      }
-      const cursorRow = {
-        folded_block: limit,
-        folded_event_id: lastId ?? cursor.eventId,
-        updated_at: now,
       };
-      await db
-        .insertInto("desired_cursor")
-        .values({ chain_id: chain.chainId, ...cursorRow })
-        .onConflict((c) => c.column("chain_id").doUpdateSet(cursorRow))
-        .execute();
+      const cursorAfter = (eventId: string | null): CursorWrite => ({
+        chainId: chain.chainId,
+        block: limit,
+        eventId,
+        at: now,
+      });
+      if (whole) {
+        // The final events and the cursor after them: one statement.
+        const final = whole.filter((event) => event.blockNumber <= limit);
+        const lastFinal = final.at(-1);
+        if (lastFinal) await fold(final, cursorAfter(lastFinal.id));
+        else
+          await inOneStatement(trx, [
+            cursorUpsert(params.reconcilerSchema, cursorAfter(cursor.eventId)),
+          ]);
+      } else {
+        for (;;) {
+          signal?.throwIfAborted();
+          let query = events
+            .selectFrom("event")
+            .selectAll()
+            .where("chain_id", "=", chain.chainId)
+            .where("block_number", ">", cursor.block)
+            .where("block_number", "<=", limit);
+          if (lastId !== null) query = query.where("id", ">", lastId);
+          const page = (await query.orderBy("id").limit(FOLD_PAGE).execute()).map(toChainEvent);
+          if (page.length === 0) break;
+          await fold(page);
+          if (page.length < FOLD_PAGE) break;
+        }
+        await inOneStatement(trx, [
+          cursorUpsert(params.reconcilerSchema, cursorAfter(lastId ?? cursor.eventId)),
+        ]);
+      }
     }
 
-    const tail = (
-      await events
-        .selectFrom("event")
-        .selectAll()
-        .where("chain_id", "=", chain.chainId)
-        .where("block_number", ">", limit > cursor.block ? limit : cursor.block)
-        .orderBy("id")
-        .execute()
-    ).map(toChainEvent);
+    const tailFrom = limit > cursor.block ? limit : cursor.block;
+    const tail = whole
+      ? whole.filter((event) => event.blockNumber > tailFrom)
+      : (
+          await events
+            .selectFrom("event")
+            .selectAll()
+            .where("chain_id", "=", chain.chainId)
+            .where("block_number", ">", tailFrom)
+            .orderBy("id")
+            .execute()
+        ).map(toChainEvent);
     overlay.tailSize += tail.length;
     overlayTail(tail, { refs: overlay.tailRefs, actions: overlay.tailActions });
   }
@@ -213,43 +240,70 @@ async function foldAndReadTail(params: StepParams, progress: ChainProgress[]): P
   return overlay;
 }
 
-/** Writes one page of final events to the fold tables; re-folding after a crash is a no-op. */
-async function writeFold(db: Kysely<Database>, page: ChainEvent[], overlay: Overlay) {
+/** A chain's fold cursor, as written after its last page. */
+type CursorWrite = { chainId: number; block: bigint; eventId: string | null; at: Date };
+
+/**
+ * Writes one page of final events to the fold tables, and the chain's cursor when given, in
+ * one statement; re-folding after a crash is a no-op.
+ */
+async function writeFold(
+  trx: Transaction<Database>,
+  schema: string,
+  page: ChainEvent[],
+  overlay: Overlay,
+  cursor?: CursorWrite,
+) {
   const { refs, registrations, cids, contracts } = foldEvents(page);
   await overlay.affectedCids.add(cids);
   for (const key of contracts) overlay.standingCandidates.add(key);
+  const table = (name: string) => sql.id(schema, name);
+  const writes: RawBuilder<unknown>[] = [];
   // Rows are keyed by the event id. One array per column (unnest), not one parameter per
   // value: a first fold writes millions of rows, and a statement of 1,000 rows × 7 parameters
   // spent more time in PostgreSQL's parse and bind than in the insert itself.
   if (refs.length > 0) {
     const column = <K extends keyof (typeof refs)[number]>(key: K) => refs.map((ref) => ref[key]);
-    await db
-      .insertInto("pin_ref")
-      .columns([
-        "event_id",
-        "cid",
-        "chain_id",
-        "contract",
-        "block_number",
-        "block_timestamp",
-        "transaction_hash",
-      ])
-      .expression(
-        sql`select * from unnest(${column("event_id")}::text[], ${column("cid")}::text[],
-          ${column("chain_id")}::int8[], ${column("contract")}::text[],
-          ${column("block_number")}::int8[], ${column("block_timestamp")}::int8[],
-          ${column("transaction_hash")}::text[])`,
-      )
-      .onConflict((c) => c.column("event_id").doNothing())
-      .execute();
+    writes.push(sql`insert into ${table("pin_ref")} (event_id, cid, chain_id, contract,
+        block_number, block_timestamp, transaction_hash)
+      select * from unnest(${column("event_id")}::text[], ${column("cid")}::text[],
+        ${column("chain_id")}::int8[], ${column("contract")}::text[],
+        ${column("block_number")}::int8[], ${column("block_timestamp")}::int8[],
+        ${column("transaction_hash")}::text[])
+      on conflict (event_id) do nothing`);
   }
   if (registrations.length > 0) {
-    await db
-      .insertInto("registration_event")
-      .values(registrations)
-      .onConflict((c) => c.column("event_id").doNothing())
-      .execute();
+    const column = <K extends keyof (typeof registrations)[number]>(key: K) =>
+      registrations.map((row) => row[key]);
+    writes.push(sql`insert into ${table("registration_event")} (event_id, chain_id, contract,
+        action, block_number, block_timestamp, transaction_hash)
+      select * from unnest(${column("event_id")}::text[], ${column("chain_id")}::int8[],
+        ${column("contract")}::text[], ${column("action")}::text[],
+        ${column("block_number")}::int8[], ${column("block_timestamp")}::int8[],
+        ${column("transaction_hash")}::text[])
+      on conflict (event_id) do nothing`);
   }
+  if (cursor) writes.push(cursorUpsert(schema, cursor));
+  await inOneStatement(trx, writes);
+}
+
+function cursorUpsert(schema: string, cursor: CursorWrite): RawBuilder<unknown> {
+  return sql`insert into ${sql.id(schema, "desired_cursor")}
+      (chain_id, folded_block, folded_event_id, updated_at)
+    values (${cursor.chainId}, ${cursor.block}, ${cursor.eventId}, ${cursor.at})
+    on conflict (chain_id) do update set folded_block = excluded.folded_block,
+      folded_event_id = excluded.folded_event_id, updated_at = excluded.updated_at`;
+}
+
+/**
+ * Runs the writes as one statement, all but the last as data-modifying CTEs: one round trip.
+ * They touch different tables, so none needs to see another's rows.
+ */
+async function inOneStatement(trx: Transaction<Database>, writes: RawBuilder<unknown>[]) {
+  const last = writes.at(-1);
+  if (last === undefined) return;
+  const ctes = writes.slice(0, -1).map((write, i) => sql`${sql.raw(`write_${i}`)} as (${write})`);
+  await (ctes.length === 0 ? last : sql`with ${sql.join(ctes)} ${last}`).execute(trx);
 }
 
 /**
@@ -260,31 +314,20 @@ async function writeFold(db: Kysely<Database>, page: ChainEvent[], overlay: Over
 async function collectAffected(
   db: Kysely<Database>,
   overlay: Overlay,
+  start: StepStart,
   timelinesFor: (keys: Iterable<string>) => Promise<void>,
   timelines: Map<string, RegistrationAction[]>,
   finalizedBlockOf: (chainId: number) => bigint,
   now: Date,
 ): Promise<void> {
   const { affectedCids, standingCandidates } = overlay;
-  const dirtyCids = await db.deleteFrom("desired_dirty_cid").returning("cid").execute();
-  await affectedCids.add(dirtyCids.map((row) => row.cid));
-  const dirtyContracts = await db
-    .deleteFrom("desired_dirty_contract")
-    .returning(["chain_id", "contract"])
-    .execute();
+  await affectedCids.add(start.dirtyCids);
   const affectedContracts = new Set<string>();
-  for (const row of dirtyContracts) {
-    const key = contractKey(Number(row.chain_id), row.contract);
+  for (const key of start.dirtyContracts) {
     affectedContracts.add(key);
     standingCandidates.add(key);
   }
-  const provisional = await db
-    .selectFrom("contract_standing")
-    .select(["chain_id", "contract"])
-    .where("standing_final", "=", false)
-    .execute();
-  for (const row of provisional)
-    standingCandidates.add(contractKey(Number(row.chain_id), row.contract));
+  for (const key of start.provisionalContracts) standingCandidates.add(key);
   await timelinesFor(standingCandidates);
   for (const key of await updateStandings(db, [...standingCandidates], timelines, finalizedBlockOf))
     affectedContracts.add(key);
@@ -302,7 +345,12 @@ async function collectAffected(
       tailOfMoved.push(cid);
   }
   await affectedCids.add(tailOfMoved);
-  // A union, each arm served by its partial index (an OR would scan the whole set).
+  if (start.dueCids !== null) {
+    await affectedCids.add(start.dueCids);
+    return;
+  }
+  // More due than a step holds in memory: select them again where they lie (once spilled,
+  // in the database itself). A union, each arm served by its partial index.
   await affectedCids.addSelect(
     db
       .selectFrom("desired_cid")
@@ -387,7 +435,11 @@ async function evaluateAffected(
   for await (const cids of overlay.affectedCids.pages(EVALUATE_PAGE)) {
     params.signal?.throwIfAborted();
     const inPage = new Set(cids);
-    const refs = await loadRefs(db, cids);
+    const { refs, optimistic, psa, stored } = await loadPageInputs(
+      params.trx,
+      params.reconcilerSchema,
+      cids,
+    );
     for (const [cid, extra] of overlay.tailRefs) {
       if (!inPage.has(cid)) continue;
       const list = refs.get(cid);
@@ -398,20 +450,6 @@ async function evaluateAffected(
     for (const list of refs.values())
       for (const ref of list) contracts.add(contractKey(ref.chainId, ref.contract));
     await timelinesFor(contracts);
-    const optimistic = await latestOptimisticExpiries(params.trx, params.reconcilerSchema, cids);
-    const psa = await psaRequestCounts(params.trx, params.reconcilerSchema, cids);
-    const stored = new Map(
-      (
-        await db
-          .selectFrom("desired_cid")
-          .select(["cid", "reasons", "uses_tail"])
-          .where("cid", "=", (eb) => eb.fn.any(eb.val(cids)))
-          .execute()
-      ).map((row) => [
-        row.cid,
-        { json: canonicalReasons(row.reasons.map(reasonFromJson)), usesTail: row.uses_tail },
-      ]),
-    );
     const upserts: DesiredRow[] = [];
     const removals: string[] = [];
     for (const cid of cids) {

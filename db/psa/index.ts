@@ -1,5 +1,5 @@
 /** The Pinning Service API's requests: their one writer, reads and the derived status. */
-export { psaRequestCounts } from "./counts.js";
+export { psaRequestCountOf } from "./counts.js";
 export {
   type CreateOutcome,
   createPsaCountCache,

@@ -1,4 +1,4 @@
-import { type Kysely, sql, Transaction } from "kysely";
+import { type Kysely, type RawBuilder, sql, Transaction } from "kysely";
 import { normalizeCid } from "@/src/cid.js";
 import type { Database } from "../database.js";
 import { LedgerRefusedError } from "../errors.js";
@@ -146,6 +146,15 @@ export async function applyUploadFollowUps(
   });
 }
 
+/**
+ * The latest expiry among the uploads of the CID in `cid` (a column of the enclosing query),
+ * as a scalar subquery: several uploads of one CID, the latest wins. The desired step reads it
+ * in the same statement as the CID's other inputs.
+ */
+export function latestOptimisticExpiryOf(schema: string, cid: RawBuilder<unknown>) {
+  return sql<Date | null>`(select max(expires_at) from ${sql.id(schema, "optimistic_pin")} where cid = ${cid})`;
+}
+
 /** Latest expiry per CID among `cids` (several uploads of one CID: the latest wins). */
 export async function latestOptimisticExpiries(
   db: Kysely<Database>,
@@ -154,14 +163,11 @@ export async function latestOptimisticExpiries(
 ): Promise<Map<string, Date>> {
   const result = new Map<string, Date>();
   if (cids.length === 0) return result;
-  const rows = await db
-    .withSchema(schema)
-    .selectFrom("optimistic_pin")
-    .select(["cid", (eb) => eb.fn.max("expires_at").as("expires_at")])
-    .where("cid", "=", (eb) => eb.fn.any(eb.val([...cids])))
-    .groupBy("cid")
-    .execute();
-  for (const row of rows) result.set(row.cid, new Date(row.expires_at));
+  const { rows } = await sql<{ cid: string; expires_at: Date | null }>`select c.cid,
+      ${latestOptimisticExpiryOf(schema, sql.ref("c.cid"))} as expires_at
+    from unnest(${[...cids]}::text[]) as c(cid)`.execute(db);
+  for (const row of rows)
+    if (row.expires_at !== null) result.set(row.cid, new Date(row.expires_at));
   return result;
 }
 

@@ -1,4 +1,7 @@
+import { createHash } from "node:crypto";
 import { sql } from "kysely";
+import { CID } from "multiformats/cid";
+import { create as createDigest } from "multiformats/hashes/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createReadModel } from "@/db/read-model/index.js";
 import { recordOffchainRegistration } from "@/db/registrations.js";
@@ -22,6 +25,14 @@ import {
 } from "@/test/desired/store-setup.js";
 
 const TTL_MS = 3_600_000;
+
+/** A CIDv1 (raw, sha2-256) of `text`: as many distinct valid CIDs as a test needs. */
+function rawCid(text: string): string {
+  return CID.createV1(
+    0x55,
+    createDigest(0x12, createHash("sha256").update(text).digest()),
+  ).toString();
+}
 const [C0, C1, C2] = CIDS;
 const plus = (date: Date, ms: number) => new Date(date.getTime() + ms);
 
@@ -97,6 +108,47 @@ describe("desired store", () => {
       { cid: C0, desired: true, reasons: [{ kind: "confirmed", blockNumber: 14n }] },
     ]);
     expect(await fx.store.counts()).toMatchObject({ desired: 1, confirmed: 1, pending: 0 });
+  });
+
+  it("catches up on more events than one read holds, then follows new blocks in single reads", async () => {
+    // A first step leaves a cursor; then 6,001 PinHashes arrive (more than the 5,000 one read
+    // of the events above the cursor holds): 6,000 final, one still in the tail.
+    await insertEvents(fx.db, fx.indexerSchema, [register(CONTRACT_A, { block: 1n })]);
+    await progress(1n);
+    expect(await fx.store.step({ now: blockDate(2n) })).toEqual([]);
+    const cids = Array.from({ length: 6_001 }, (_, i) => rawCid(`catch-up ${i}`));
+    await insertEvents(
+      fx.db,
+      fx.indexerSchema,
+      cids.map((cid, i) => pinHash(CONTRACT_A, cid, { block: 2n + BigInt(i >> 4), log: i % 16 })),
+    );
+    const lastBlock = 2n + BigInt(6_000 >> 4);
+    await progress(lastBlock - 1n, lastBlock);
+    const changes = await fx.store.step({ now: blockDate(lastBlock) });
+    expect(changes).toHaveLength(6_001);
+    expect(await fx.store.counts()).toMatchObject({ desired: 6_001, confirmed: 6_000, pending: 1 });
+    expect(await fx.store.lag()).toEqual([
+      {
+        chainId: 1,
+        indexedBlock: lastBlock,
+        finalizedBlock: lastBlock - 1n,
+        foldedBlock: lastBlock - 1n,
+      },
+    ]);
+    // The last block becomes final and one more PinHash arrives: one read covers both.
+    const next = rawCid("catch-up next");
+    await insertEvents(fx.db, fx.indexerSchema, [
+      pinHash(CONTRACT_A, next, { block: lastBlock + 1n }),
+    ]);
+    await progress(lastBlock, lastBlock + 1n);
+    const after = await fx.store.step({ now: blockDate(lastBlock + 1n) });
+    expect(after.map((c) => [c.cid, c.reasons.map((r) => r.kind)]).sort()).toEqual(
+      [
+        [cids[6_000], ["confirmed"]],
+        [next, ["pending"]],
+      ].sort(),
+    );
+    expect(await fx.store.counts()).toMatchObject({ desired: 6_002, confirmed: 6_001, pending: 1 });
   });
 
   it("follows a reorg of the unfinalized tail without touching the persisted finalized state", async () => {
