@@ -10,7 +10,15 @@ import { exitOf, prefixLines, stopGroup, stopOnForcedExit } from "./processes.js
  * The local chain of `quasar dev`: anvil with interval mining, its whole state (blocks
  * included) dumped to `<dir>/state.json` on exit and every few seconds, and loaded on the
  * next start, so a second run continues the same chain.
+ *
+ * Past states are kept in memory only, for the last RECENT_STATES blocks. By default anvil
+ * writes each state that leaves its memory window to ~/.foundry/anvil/tmp, and keeps them
+ * there even after a clean exit: once about 1,500 blocks are mined, each new block (one a
+ * second) adds about 225 KB, so a dev chain left running filled 800 MB an hour. Nothing
+ * Quasar runs reads state at an old block (the indexer reads blocks and logs, which stay).
  */
+const RECENT_STATES = 256;
+
 export type LocalChain = { rpcUrl: string; port: number; chainId: number; stop(): Promise<void> };
 
 export async function startLocalChain(options: {
@@ -21,6 +29,8 @@ export async function startLocalChain(options: {
   log: NodeJS.WritableStream;
   /** The child's own output (default: `log`); `quasar dev` hides it unless --verbose. */
   output?: NodeJS.WritableStream;
+  /** anvil's environment (default: this process's); a test gives it a HOME of its own. */
+  env?: NodeJS.ProcessEnv;
 }): Promise<LocalChain> {
   const dir = resolve(options.dir);
   await mkdir(dir, { recursive: true });
@@ -40,9 +50,11 @@ export async function startLocalChain(options: {
       join(dir, "state.json"),
       "--state-interval",
       "5",
+      "--prune-history",
+      String(RECENT_STATES),
       "--silent",
     ],
-    { detached: true, stdio: ["ignore", "pipe", "pipe"] },
+    { detached: true, stdio: ["ignore", "pipe", "pipe"], env: options.env ?? process.env },
   );
   // SIGTERM lets anvil dump its state before it exits.
   stopOnForcedExit(child, "SIGTERM");
