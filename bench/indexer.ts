@@ -16,7 +16,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import getPort from "get-port";
@@ -39,6 +39,7 @@ import { RegistryAbi, RegistryBytecode, StorageAbi, StorageBytecode } from "@/ab
 import { sendPinMany } from "@/test/harness/anvil.js";
 import { ponderTimeSums, startPonder, uniqueChainId } from "@/test/harness/ponder.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
+import { allPids, readProcStat } from "@/test/harness/proc-stat.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -92,14 +93,10 @@ function startAnvil(port: number, chainId: number): ChildProcess {
 /** Sum of VmHWM (peak resident set) over the processes of a process group, in MB. */
 function peakRssOfGroup(pgid: number): number {
   let totalKb = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
+  for (const pid of allPids()) {
+    if (readProcStat(pid)?.pgrp !== pgid) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      // Fields after the parenthesised command name: state ppid pgrp ...
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) !== pgid) continue;
-      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
       const match = /VmHWM:\s+(\d+) kB/.exec(status);
       if (match) totalKb += Number(match[1]);
     } catch {

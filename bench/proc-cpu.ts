@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Kysely } from "kysely";
 import { sql } from "kysely";
+import { readProcStat } from "@/test/harness/proc-stat.js";
 
 /**
  * CPU time of processes on this machine, from /proc/<pid>/stat (utime + stime), for the
@@ -12,18 +13,8 @@ const TICKS_PER_SECOND = 100;
 
 /** Seconds of CPU (user + system) the process has used so far, or undefined when it is gone. */
 export function processCpuSeconds(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces: split after it.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state): utime is field 14, stime field 15.
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return (utime + stime) / TICKS_PER_SECOND;
+  const stat = readProcStat(pid);
+  return stat && (stat.utimeTicks + stat.stimeTicks) / TICKS_PER_SECOND;
 }
 
 /**

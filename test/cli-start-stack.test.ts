@@ -6,8 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import getPort from "get-port";
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Anvil, deployContracts, startAnvil } from "./harness/anvil.js";
 import { purgeSyncCache, uniqueChainId } from "./harness/ponder.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
+import { alive, commandLine, descendantsOf, survivors } from "./harness/processes.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -26,44 +26,13 @@ let ipfsDir: string;
 let start: ChildProcess | undefined;
 let output = "";
 
-async function processTable(): Promise<
-  Map<number, { ppid: number; cmdline: string; zombie: boolean }>
-> {
-  const table = new Map<number, { ppid: number; cmdline: string; zombie: boolean }>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8")).replaceAll("\0", " ");
-      table.set(Number(entry), { ppid: Number(fields[1]), cmdline, zombie: fields[0] === "Z" });
-    } catch {
-      // gone
-    }
+/** The live reconciler among `root`'s descendants, other than `previous`. */
+async function reconcilerUnder(root: number, previous?: number): Promise<number | undefined> {
+  for (const pid of await descendantsOf(root)) {
+    if (pid === previous || !alive(pid)) continue;
+    if ((await commandLine(pid)).includes("quasar.js reconciler")) return pid;
   }
-  return table;
-}
-
-async function descendants(root: number) {
-  const table = await processTable();
-  return [...table.entries()].filter(([pid]) => {
-    let current = table.get(pid)?.ppid;
-    while (current !== undefined && current > 1) {
-      if (current === root) return true;
-      current = table.get(current)?.ppid;
-    }
-    return false;
-  });
-}
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
+  return undefined;
 }
 
 async function until<T>(
@@ -158,35 +127,25 @@ describe("quasar start", () => {
     expect(output).toMatch(/^reconciler +│ /m);
 
     // Crash the reconciler from outside.
-    const reconciler = (await descendants(startPid)).find(([, info]) =>
-      info.cmdline.includes("quasar.js reconciler"),
-    );
-    expect(reconciler).toBeDefined();
-    const [reconcilerPid] = reconciler as [number, unknown];
-    process.kill(reconcilerPid, "SIGKILL");
+    const reconcilerPid = await reconcilerUnder(startPid);
+    expect(reconcilerPid).toBeDefined();
+    process.kill(reconcilerPid as number, "SIGKILL");
     await until("the restart notice", async () =>
       /reconciler +│ exited \(SIGKILL\); restarting in/.test(output) ? true : undefined,
     );
-    const restarted = await until("a new reconciler", async () => {
-      const found = (await descendants(startPid)).find(
-        ([pid, info]) =>
-          info.cmdline.includes("quasar.js reconciler") && pid !== reconcilerPid && !info.zombie,
-      );
-      return found?.[0];
-    });
+    const restarted = await until("a new reconciler", () =>
+      reconcilerUnder(startPid, reconcilerPid),
+    );
     expect(restarted).not.toBe(reconcilerPid);
     await until("the restarted reconciler's metrics", async () =>
       (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).ok ? true : undefined,
     );
 
-    const children = (await descendants(startPid)).map(([pid]) => pid);
+    const children = await descendantsOf(startPid);
     const exited = once(start, "exit");
     start.kill("SIGTERM");
     const [code] = (await exited) as [number | null];
     expect(code, output.slice(-3000)).toBe(0);
-    for (let waited = 0; waited < 2_000 && children.some(running); waited += 100) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(children.filter(running)).toEqual([]);
+    expect(await survivors(children)).toEqual([]);
   }, 300_000);
 });

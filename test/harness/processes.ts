@@ -2,22 +2,15 @@
  * The processes a test started and what is left of them, read from /proc: the `quasar dev`
  * tests check that stopping the CLI leaves nothing behind.
  */
-import { readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { allPids, readProcStat } from "./proc-stat.js";
 
 /** Every process whose parent chain leads to `root`, read from /proc. */
 export async function descendantsOf(root: number): Promise<number[]> {
   const parents = new Map<number, number>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      // pid (comm) state ppid …: comm may hold spaces and parentheses; split after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(entry), Number(fields[1]));
-    } catch {
-      // exited while we looked
-    }
+  for (const pid of allPids()) {
+    const stat = readProcStat(pid);
+    if (stat) parents.set(pid, stat.ppid); // else it exited while we looked
   }
   const result: number[] = [];
   for (const pid of parents.keys()) {
@@ -42,11 +35,14 @@ export async function survivors(pids: number[], graceMs = 2_000): Promise<string
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const left: string[] = [];
-  for (const pid of pids.filter(alive)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    left.push(`${pid} ${cmdline.replaceAll("\0", " ").trim()}`);
-  }
+  for (const pid of pids.filter(alive)) left.push(`${pid} ${await commandLine(pid)}`);
   return left;
+}
+
+/** The process's command line, arguments joined by spaces; empty when it is gone. */
+export async function commandLine(pid: number): Promise<string> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  return cmdline.replaceAll("\0", " ").trim();
 }
 
 /** Running, not merely a zombie waiting for a reaper (this machine's pid 1 may not reap). */
@@ -56,10 +52,6 @@ export const alive = (pid: number) => {
   } catch {
     return false;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.state !== "Z";
 };
