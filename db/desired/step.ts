@@ -195,10 +195,7 @@ async function foldAndReadTail(
         const final = whole.filter((event) => event.blockNumber <= limit);
         const lastFinal = final.at(-1);
         if (lastFinal) await fold(final, cursorAfter(lastFinal.id));
-        else
-          await inOneStatement(trx, [
-            cursorUpsert(params.reconcilerSchema, cursorAfter(cursor.eventId)),
-          ]);
+        else await cursorUpsert(params.reconcilerSchema, cursorAfter(cursor.eventId)).execute(trx);
       } else {
         for (;;) {
           signal?.throwIfAborted();
@@ -214,9 +211,9 @@ async function foldAndReadTail(
           await fold(page);
           if (page.length < FOLD_PAGE) break;
         }
-        await inOneStatement(trx, [
-          cursorUpsert(params.reconcilerSchema, cursorAfter(lastId ?? cursor.eventId)),
-        ]);
+        await cursorUpsert(params.reconcilerSchema, cursorAfter(lastId ?? cursor.eventId)).execute(
+          trx,
+        );
       }
     }
 

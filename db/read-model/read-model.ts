@@ -157,11 +157,16 @@ export function createReadModel(options: CreateReadModelOptions): ReadModel {
       );
       const progress: ChainProgress[] = [];
       const above = new Map<number, ChainEvent[]>();
+      // Rows come ordered by chain: decode each chain's checkpoints once, on its first row.
+      let rowChain: string | undefined;
+      let chain: ChainProgress | undefined;
       for (const row of rows) {
-        const chain = toProgress(row);
-        if (chain === undefined) continue;
-        if (progress.at(-1)?.chainId !== chain.chainId) progress.push(chain);
-        if (row.id === null) continue;
+        if (String(row.chain_id) !== rowChain) {
+          rowChain = String(row.chain_id);
+          chain = toProgress(row);
+          if (chain !== undefined) progress.push(chain);
+        }
+        if (chain === undefined || row.id === null) continue;
         const events = above.get(chain.chainId) ?? [];
         events.push(toChainEvent(row as Selectable<EventTable>));
         above.set(chain.chainId, events);
