@@ -82,8 +82,8 @@ function startAnvil(port: number, chainId: number): ChildProcess {
       String(BLOCK_GAS_LIMIT),
       "--silent",
       // Keep no past states: the bench reads only blocks and logs, and anvil would otherwise
-      // write each state beyond its memory window to ~/.foundry/anvil/tmp, which it removes
-      // only on a clean exit (one run of 20,000 blocks left 10 GB behind).
+      // write each state beyond its memory window to ~/.foundry/anvil/tmp and leave it there,
+      // even after a clean exit (one run of 20,000 blocks left 10 GB behind).
       "--prune-history",
     ],
     { stdio: "ignore", detached: true },
