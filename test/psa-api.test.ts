@@ -16,6 +16,9 @@ import { type ApiFixture, createApiFixture } from "./api-fixture.js";
 const KEY_A = "psa-key-a";
 const KEY_B = "psa-key-b";
 
+/** Lets the clock move on, so requests and the step's evaluation get distinct times. */
+const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+
 async function rawCid(seed: string): Promise<string> {
   const bytes = new TextEncoder().encode(seed);
   return CID.create(1, raw.code, await sha256.digest(bytes)).toString();
@@ -60,13 +63,29 @@ describe("Pinning Service API (served)", () => {
     expect(response.status).toBe(200);
     return (await response.json()) as { count: number; results: PinStatusBody[] };
   };
+  /** What the desired step does when it counts a CID's requests: the CID leaves its queue. */
+  const takeFromQueue = async (cid: string) => {
+    await sql`delete from ${sql.id(fx.schema.schema, "desired_dirty_cid")} where cid = ${cid}`.execute(
+      fx.db,
+    );
+  };
+  /** The reconciler at work on `cid`: its requests counted, its ledger row at `status`. */
   const setLedger = async (cid: string, status: string, error: string | null = null) => {
     const backendId = fx.backends[0]?.id as string;
+    await takeFromQueue(cid);
     await sql`insert into ${sql.id(fx.schema.schema, "pin_ledger")} (backend_id, cid, status, owned, last_error)
       values (${backendId}, ${cid}, ${status}, true, ${error})
       on conflict (backend_id, cid) do update set status = excluded.status, last_error = excluded.last_error`.execute(
       fx.db,
     );
+  };
+  /** The desired step's answer for `cid` as it writes it: held for a PSA request, evaluated now. */
+  const desiredForPsa = async (cid: string) => {
+    await sql`insert into ${sql.id(fx.schema.schema, "desired_cid")}
+        (cid, reasons, is_confirmed, is_pending, is_optimistic, is_demoted, is_psa, uses_tail, updated_at)
+      values (${cid}, '[{"kind":"psa","requests":1}]'::jsonb, false, false, false, false, true, false,
+        ${new Date(Date.now() + fx.clock.offsetMs)})
+      on conflict (cid) do update set updated_at = excluded.updated_at`.execute(fx.db);
   };
 
   beforeAll(async () => {
@@ -135,6 +154,41 @@ describe("Pinning Service API (served)", () => {
     expect((await status()).status).toBe("pinned");
     await setLedger(cid, "failed", "gave up after the deadline");
     expect((await status()).status).toBe("failed");
+  });
+
+  it("a request the desired step has not counted reads queued, whatever the ledger holds", async () => {
+    // `ipfs pin remote rm` then `add`: the pin in the ledger belongs to the deleted request,
+    // and the reconciler may be about to unpin it. Answering `pinned` would let the client
+    // drop its own copy of content that is on its way out.
+    const cid = await rawCid("deleted and asked again");
+    const status = async (requestid: string, key = KEY_A) =>
+      ((await (await call("GET", `/pins/${requestid}`, { key })).json()) as PinStatusBody).status;
+    const first = await post({ cid });
+    expect(first.status).toBe("queued");
+    await pause();
+    const other = await post({ cid }, KEY_B);
+    await pause();
+    await desiredForPsa(cid);
+    await setLedger(cid, "pinned");
+    expect(await status(first.requestid)).toBe("pinned");
+    expect(await status(other.requestid, KEY_B)).toBe("pinned");
+
+    expect((await call("DELETE", `/pins/${first.requestid}`)).status).toBe(202);
+    await pause();
+    const again = await post({ cid });
+    expect(again.status).toBe("queued");
+    expect(await status(again.requestid)).toBe("queued");
+    const pinnedOnly = await list(`?cid=${cid}&status=pinned`);
+    expect(pinnedOnly.results).toEqual([]);
+    // The other key's request was counted before: it keeps reading the ledger.
+    expect(await status(other.requestid, KEY_B)).toBe("pinned");
+
+    // The step counts the new request: the ledger speaks for it again.
+    await takeFromQueue(cid);
+    expect(await status(again.requestid)).toBe("pinned");
+    expect((await list(`?cid=${cid}&status=pinned`)).results.map((r) => r.requestid)).toEqual([
+      again.requestid,
+    ]);
   });
 
   it("a listed PinStatus (rendered by PostgreSQL) equals the one GET answers (rendered here)", async () => {
@@ -269,7 +323,9 @@ describe("Pinning Service API: listing rules (table tests against the spec)", ()
       });
       ids.push(((await response.json()) as PinStatusBody).requestid);
     }
-    // Request 0 is pinned, 1 pinning, 2 failed; the others queued.
+    // Request 0 is pinned, 1 pinning, 2 failed; the others queued. The desired step has
+    // counted them all (their CIDs left its queue): statuses follow the ledger.
+    await sql`delete from ${sql.id(fx.schema.schema, "desired_dirty_cid")}`.execute(fx.db);
     const backendId = fx.backends[0]?.id as string;
     for (const [index, status] of ["pinned", "pinning", "failed"].entries()) {
       await sql`insert into ${sql.id(fx.schema.schema, "pin_ledger")} (backend_id, cid, status, owned)

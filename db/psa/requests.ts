@@ -7,7 +7,9 @@ import {
   PSA_STATUSES,
   type PsaStatus,
   psaStatusSql,
+  queueJoin,
   type ReplicaRule,
+  takenSql,
 } from "./status.js";
 
 /**
@@ -131,7 +133,8 @@ export async function createPsaRequest(
         });
       }
       // One statement: the request, the key's usage, the desired step's queue, and the new
-      // request as answered (with its CID's ledger state: another key may hold it pinned).
+      // request as answered: queued, as no step has counted it yet (status.ts), with its CID's
+      // latest error.
       const created = await sql<Row>`
         with r as (
           insert into ${sql.id(schema, "psa_request")}
@@ -151,7 +154,7 @@ export async function createPsaRequest(
           insert into ${sql.id(schema, "desired_dirty_cid")} (cid)
           select unnest(${[...dirty]}::text[]) on conflict do nothing
         )
-        select ${COLUMNS} from r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}`.execute(
+        select ${columns(sql`false`)} from r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}`.execute(
         trx,
       );
       const [first] = created.rows;
@@ -229,12 +232,15 @@ type Row = {
   p: number;
   g: number;
   f: number;
+  t: boolean;
   last_error: string | null;
   dag_size: string | null;
 };
 
-const COLUMNS = sql`r.requestid, r.key_id, r.cid, r.cid_given, r.name, r.origins, r.meta,
-  r.created, r.size, s.p, s.g, s.f, s.last_error, o.dag_size`;
+/** A request's columns with its status's inputs; `taken` is false for a request just made. */
+const columns = (taken: RawBuilder<boolean>) => sql`r.requestid, r.key_id, r.cid, r.cid_given,
+  r.name, r.origins, r.meta, r.created, r.size, s.p, s.g, s.f, ${taken} as t, s.last_error,
+  o.dag_size`;
 
 /** A key's request by id; undefined for an unknown id or another key's request. */
 export async function getPsaRequest(
@@ -244,8 +250,8 @@ export async function getPsaRequest(
   keyId: string,
   requestid: string,
 ): Promise<PsaRequestRecord | undefined> {
-  const result = await sql<Row>`select ${COLUMNS} from ${sql.id(schema, "psa_request")} r
-    ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
+  const result = await sql<Row>`select ${columns(takenSql)} from ${sql.id(schema, "psa_request")} r
+    ${queueJoin(schema)} ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
     where r.requestid = ${requestid} and r.key_id = ${keyId}`.execute(db);
   const [row] = result.rows;
   return row ? toRecord(row, rule) : undefined;
@@ -333,11 +339,12 @@ export async function listPsaRequests(
   const where = sql.join(whereOf(filter), sql` and `);
   const statusFilter = allStatuses(filter.statuses)
     ? sql``
-    : sql`and ${psaStatusSql(rule)} = any(${[...filter.statuses]}::text[])`;
+    : sql`and ${psaStatusSql(rule, takenSql)} = any(${[...filter.statuses]}::text[])`;
   // Plain rows rendered in JavaScript: measured faster than having PostgreSQL build the
   // page's JSON (jsonb_build_object + json_agg) or aggregate the rows into one JSON text.
   const [page, usage] = await Promise.all([
-    sql<Row>`select ${COLUMNS} from ${table} r ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
+    sql<Row>`select ${columns(takenSql)} from ${table} r ${queueJoin(schema)}
+      ${ledgerLateral(schema, rule)} ${sizeLateral(schema)}
       where ${where} ${statusFilter}
       order by r.created desc limit ${filter.limit}`.execute(db),
     sql<{ deletes: string; requests: string }>`select deletes::text, requests::text
@@ -430,9 +437,10 @@ async function countStatuses(
 ): Promise<Record<PsaStatus, number>> {
   const result = await sql<{ status: PsaStatus; n: number }>`select status, count(*)::int as n
     from (
-      select ${psaStatusSql(rule)} as status from (
-        select coalesce(l.p, 0) as p, coalesce(l.g, 0) as g, coalesce(l.f, 0) as f
-        from ${sql.id(schema, "psa_request")} r
+      select ${psaStatusSql(rule, sql`s.t`)} as status from (
+        select coalesce(l.p, 0) as p, coalesce(l.g, 0) as g, coalesce(l.f, 0) as f,
+          ${takenSql} as t
+        from ${sql.id(schema, "psa_request")} r ${queueJoin(schema)}
         left join (
           select cid, count(*) filter (where status = 'pinned')::int as p,
             count(*) filter (where status = 'pinning')::int as g,
@@ -492,7 +500,7 @@ async function countMatches(
 
 /** A row with its derived status. */
 function toRecord(row: Row, rule: ReplicaRule): PsaRequestRecord {
-  const counts: LedgerCounts = { pinned: row.p, pinning: row.g, failed: row.f };
+  const counts: LedgerCounts = { pinned: row.p, pinning: row.g, failed: row.f, taken: row.t };
   return {
     requestid: row.requestid,
     keyId: row.key_id,
