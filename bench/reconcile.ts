@@ -16,7 +16,11 @@
  *      reconciler/diff.ts; a child's peak RSS is the whole process's, Node itself included;
  *  (c) incrementalStepMs / incrementalStepP99Ms: median and p99 of steps that each follow
  *      one new event on top of the history (half with the event still pending, half folding
- *      it once final).
+ *      it once final);
+ *  (d) roundTripsMs / roundTripsP99Ms, the baseline for (c): after each step, a transaction
+ *      of as many trivial statements as a step sends (STEP_STATEMENTS), on the same pool.
+ *      It is the floor a step of that many round trips has on this machine and database
+ *      (each costs a wake-up of the server and of Node), measured under the same conditions.
  * The last line of output is the result as JSON.
  */
 
@@ -42,6 +46,8 @@ import { createTestSchema, TEST_DATABASE_URL } from "@/test/harness/postgres.js"
 const PINS_PER_BLOCK = 1_000;
 const INSERT_BATCH = 50_000;
 const TTL_MS = 14 * 24 * 3600 * 1000;
+/** Statements an incremental step sends (begin, lock, … commit), counted with a query log. */
+const STEP_STATEMENTS = 9;
 
 function argument(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -53,6 +59,14 @@ function count(name: string, fallback: number): number {
   if (!Number.isSafeInteger(value) || value <= 0)
     throw new Error(`--${name} expects a positive whole number`);
   return value;
+}
+
+/** Median and p99 of `values` (sorted in place). */
+function percentiles(values: number[]): [number, number] {
+  values.sort((a, b) => a - b);
+  const at = (q: number) =>
+    values[Math.min(values.length - 1, Math.ceil(values.length * q) - 1)] ?? Number.NaN;
+  return [values[Math.floor(values.length / 2)] ?? Number.NaN, at(0.99)];
 }
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
@@ -287,6 +301,7 @@ async function main(): Promise<void> {
 
     // (b) One new event on top of the history, then one step; pending, then folded once final.
     const timings: number[] = [];
+    const floor: number[] = [];
     let clock = now.getTime();
     for (let round = 1; round <= rounds; round++) {
       const block = lastBlock + BigInt(round);
@@ -315,12 +330,15 @@ async function main(): Promise<void> {
         const changes = await store.step({ now: new Date(clock) });
         timings.push(performance.now() - t);
         if (changes.length !== 1) throw new Error(`expected one change, got ${changes.length}`);
+        const f = performance.now();
+        await db.transaction().execute(async (trx) => {
+          for (let k = 2; k < STEP_STATEMENTS; k++) await sql`select ${k}::int as k`.execute(trx);
+        });
+        floor.push(performance.now() - f);
       }
     }
-    timings.sort((a, b) => a - b);
-    const median = timings[Math.floor(timings.length / 2)] ?? Number.NaN;
-    const p99 =
-      timings[Math.min(timings.length - 1, Math.ceil(timings.length * 0.99) - 1)] ?? Number.NaN;
+    const [median, p99] = percentiles(timings);
+    const [floorMedian, floorP99] = percentiles(floor);
     log("incremental steps", {
       slowestMs: timings.slice(-5).map((t) => Math.round(t * 10) / 10),
     });
@@ -338,6 +356,8 @@ async function main(): Promise<void> {
         peakRssMB: Math.round(diff.peakRssMB),
         incrementalStepMs: round(median, 1),
         incrementalStepP99Ms: round(p99, 1),
+        roundTripsMs: round(floorMedian, 1),
+        roundTripsP99Ms: round(floorP99, 1),
         steps: timings.length,
       }),
     );
