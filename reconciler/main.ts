@@ -8,6 +8,7 @@ import { BaseError, describeError } from "@/core/errors.js";
 import { createLogger, type Logger } from "@/core/logger.js";
 import { connectDatabase } from "@/db/connect.js";
 import { createDesiredStore } from "@/db/desired/index.js";
+import { listenForDesiredWork } from "@/db/desired/wakeups.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createReconciler, type Reconciler } from "./engine/engine.js";
 import { createReconcilerMetrics, serveMetrics } from "./engine/metrics.js";
@@ -94,6 +95,14 @@ export async function runReconciler(
     if (signal.aborted) return;
     await reconciler.start();
     cleanups.push(() => reconciler.stop());
+    // Uploads and PSA requests are taken at once, not after the interval.
+    const wakeups = listenForDesiredWork({
+      databaseUrl: config.DATABASE_URL,
+      reconcilerSchema: config.QUASAR_RECONCILER_SCHEMA,
+      onWake: () => reconciler.wake(),
+      logger,
+    });
+    cleanups.push(() => wakeups.close());
     logger.info({
       msg: "reconciler running",
       backends: reconciler.health().backends.map((b) => ({ backend: b.label, up: b.up })),

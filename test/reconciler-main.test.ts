@@ -3,8 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseBackends } from "@/backends/index.js";
 import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
+import { recordUploads } from "@/db/uploads/record.js";
 import { ReconcilerStartupError } from "@/reconciler/errors.js";
 import { runReconciler } from "@/reconciler/main.js";
 import { createIndexerTables } from "./desired/indexer.js";
@@ -81,5 +83,66 @@ describe("runReconciler", () => {
     controller.abort();
     await expect(running).resolves.toBeUndefined();
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  });
+
+  it("takes an upload at once, not after its interval: the queue wakes it", async () => {
+    const config = { ...configWith(`helia://${join(dir, "wake")}?offline=true`) };
+    // An interval no test waits for: only a wake-up makes a step in time.
+    config.QUASAR_RECONCILE_INTERVAL = 600_000;
+    const [backend] = parseBackends(config.QUASAR_BACKENDS);
+    const db = connectDatabase({ databaseUrl: reconciler.databaseUrl, maxConnections: 2 });
+    const controller = new AbortController();
+    let ready: () => void = () => {};
+    const readyNow = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
+    const running = runReconciler(config, controller.signal, {
+      logger: pino({ level: "silent" }),
+      onReady: () => ready(),
+    });
+    const upload = (cid: string) =>
+      recordUploads(db, {
+        schema: reconciler.schema,
+        ttlMs: config.QUASAR_PIN_TTL,
+        uploads: [
+          {
+            cid,
+            size: 1,
+            uploader: "test",
+            backendId: backend?.id ?? "",
+            now: new Date(),
+            pinnedOnBackend: false,
+            pinDeadlineMs: config.QUASAR_PIN_DEADLINE,
+          },
+        ],
+      });
+    const desiredWithin = async (cid: string, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (Date.now() < deadline) {
+        const row = await db
+          .withSchema(reconciler.schema)
+          .selectFrom("desired_cid")
+          .select("cid")
+          .where("cid", "=", cid)
+          .executeTakeFirst();
+        if (row) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return false;
+    };
+    try {
+      await readyNow;
+      const first = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+      const second = "bafkreidvbhs33ighmljlvr7zbv2ywwzcmp5adtf4kqvlly67cy56bdtmve";
+      await upload(first);
+      expect(await desiredWithin(first, 15_000)).toBe(true);
+      // Whatever step took the first, the loop now pauses for its interval.
+      await upload(second);
+      expect(await desiredWithin(second, 15_000)).toBe(true);
+    } finally {
+      controller.abort();
+      await running;
+      await db.destroy();
+    }
   });
 });

@@ -9,13 +9,16 @@ import { apiRateLimitMigration } from "./0004_api_rate_limit.js";
 import { backendHealthMigration } from "./0005_backend_health.js";
 import { ledgerCopiesMigration } from "./0006_ledger_copies.js";
 import { psaMigration } from "./0007_psa.js";
+import { desiredWakeupMigration } from "./0008_desired_wakeup.js";
+import type { SchemaMigration } from "./schema-migration.js";
 
 /**
  * The reconciler schema's migrations, in order. Add a migration by writing
- * `NNNN_<name>.ts` (exporting a kysely `Migration`) and one line here; names sort in the
- * order they run, and a name once released never changes.
+ * `NNNN_<name>.ts` (exporting a kysely `Migration`, or a `SchemaMigration` when its SQL names
+ * the schema itself) and one line here; names sort in the order they run, and a name once
+ * released never changes.
  */
-export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+export const MIGRATIONS: Readonly<Record<string, Migration | SchemaMigration>> = {
   "0001_desired": desiredMigration,
   "0002_ledger": ledgerMigration,
   "0003_desired_uses_tail": desiredUsesTailMigration,
@@ -23,7 +26,17 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0005_backend_health": backendHealthMigration,
   "0006_ledger_copies": ledgerCopiesMigration,
   "0007_psa": psaMigration,
+  "0008_desired_wakeup": desiredWakeupMigration,
 };
+
+function migrationsFor(schema: string): Record<string, Migration> {
+  return Object.fromEntries(
+    Object.entries(MIGRATIONS).map(([name, migration]) => [
+      name,
+      typeof migration === "function" ? migration(schema) : migration,
+    ]),
+  );
+}
 
 /** Raised when a migration fails; the database is left at the last migration that succeeded. */
 export class MigrationError extends NonRetryableError {
@@ -59,7 +72,7 @@ export async function migrateToLatest(
 ): Promise<MigrationResultSet> {
   const migrator = new Migrator({
     db: db.withSchema(schema),
-    provider: { getMigrations: async () => ({ ...MIGRATIONS }) },
+    provider: { getMigrations: async () => migrationsFor(schema) },
     migrationTableSchema: schema,
   });
   for (let attempt = 1; ; attempt++) {

@@ -39,7 +39,7 @@ import {
   requiredReplicas as decideRequiredReplicas,
   type Readiness,
 } from "./decide-replicas.js";
-import { decideNextStepDelay } from "./decide-wait.js";
+import { decideNextStepDelay, MINIMUM_WAIT_MS } from "./decide-wait.js";
 import type { ReconcilerMetrics } from "./metrics.js";
 import { type BackendWorker, createBackendWorker, type WorkerPolicy } from "./worker.js";
 
@@ -112,6 +112,12 @@ export type Reconciler = {
   start(): Promise<void>;
   /** Stops the loops; in-flight commands finish or are abandoned within the grace period. */
   stop(): Promise<void>;
+  /**
+   * Work was queued for the desired step (db/desired/wakeups.ts): the loop's pause ends now,
+   * though never sooner than MINIMUM_WAIT_MS after it began, so a burst of uploads is taken
+   * in few steps. A wake-up during a step shortens the pause after it to that minimum.
+   */
+  wake(): void;
   /** One incremental step: the desired store's changes into ledger work. */
   stepOnce(): Promise<StepReport>;
   /** One full sweep of every backend (streamed listing vs the desired set). */
@@ -514,6 +520,29 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
     }
   }
 
+  // The loop's pause, while it pauses: `wake` ends it early.
+  let endPause: (() => void) | undefined;
+  let wokenDuringStep = false;
+  function pause(ms: number, signal: AbortSignal): Promise<void> {
+    const startedAt = Date.now();
+    const wanted = wokenDuringStep ? Math.min(ms, MINIMUM_WAIT_MS) : ms;
+    wokenDuringStep = false;
+    return new Promise((resolve) => {
+      let timer = setTimeout(done, wanted);
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        endPause = undefined;
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+      endPause = () => {
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, startedAt + MINIMUM_WAIT_MS - Date.now()));
+      };
+    });
+  }
+
   async function loop(signal: AbortSignal): Promise<void> {
     let lastSweep = Date.now();
     // Set by a failed round: the next one sweeps (see the catch below).
@@ -572,13 +601,17 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           });
         }
       }
-      await sleep(await nextDelay(), signal);
+      await pause(await nextDelay(), signal);
     }
     await refreshing;
   }
 
   return {
     workers,
+    wake() {
+      if (endPause) endPause();
+      else wokenDuringStep = true;
+    },
     stepOnce,
     sweepOnce,
     degradedCids,

@@ -1,0 +1,112 @@
+import pg from "pg";
+import type { Logger } from "pino";
+import { describeError } from "@/core/errors.js";
+import { DESIRED_WAKEUP_CHANNEL } from "./wakeup-channel.js";
+
+/**
+ * Listens for desired-step work queued in one reconciler schema (migration 0008) on a
+ * connection of its own, and calls `onWake` for each announcement. A lost connection is
+ * reopened with backoff; while it is down the reconciler steps on its interval as before, so
+ * a wake-up is only ever early, never needed.
+ */
+export type DesiredWakeups = {
+  /** Whether the connection is open and listening. */
+  listening(): boolean;
+  close(): Promise<void>;
+};
+
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
+/** Shown in pg_stat_activity. */
+export const WAKEUPS_APPLICATION_NAME = "quasar-reconciler-wakeups";
+
+export function listenForDesiredWork(params: {
+  databaseUrl: string;
+  reconcilerSchema: string;
+  onWake: () => void;
+  logger: Logger;
+}): DesiredWakeups {
+  const { logger } = params;
+  let client: pg.Client | undefined;
+  let listening = false;
+  let closed = false;
+  let retryMs = RETRY_FIRST_MS;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let warned = false;
+
+  const scheduleRetry = () => {
+    if (closed || retryTimer) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void open();
+    }, retryMs);
+    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+  };
+
+  const lost = (error: unknown) => {
+    const had = client;
+    client = undefined;
+    listening = false;
+    had?.removeAllListeners();
+    had?.on("error", () => {});
+    void had?.end().catch(() => {});
+    if (closed) return;
+    if (!warned) {
+      warned = true;
+      logger.warn({
+        msg: "not listening for queued work: steps wait for the reconcile interval until the connection is back",
+        err: describeError(error),
+      });
+    }
+    scheduleRetry();
+  };
+
+  async function open(): Promise<void> {
+    const next = new pg.Client({
+      connectionString: params.databaseUrl,
+      application_name: WAKEUPS_APPLICATION_NAME,
+    });
+    client = next;
+    next.on("error", lost);
+    next.on("end", () => {
+      if (client === next) lost(new Error("the connection ended"));
+    });
+    next.on("notification", (message) => {
+      if (message.channel === DESIRED_WAKEUP_CHANNEL && message.payload === params.reconcilerSchema)
+        params.onWake();
+    });
+    try {
+      await next.connect();
+      await next.query(`listen ${DESIRED_WAKEUP_CHANNEL}`);
+      if (closed || client !== next) {
+        await next.end().catch(() => {});
+        return;
+      }
+      listening = true;
+      retryMs = RETRY_FIRST_MS;
+      if (warned) logger.info({ msg: "listening for queued work again" });
+      warned = false;
+      // Work queued while the connection was down was announced to nobody.
+      params.onWake();
+    } catch (error) {
+      if (client === next) lost(error);
+    }
+  }
+
+  void open();
+  return {
+    listening: () => listening,
+    async close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      const had = client;
+      client = undefined;
+      listening = false;
+      if (had) {
+        had.removeAllListeners();
+        had.on("error", () => {});
+        await had.end().catch(() => {});
+      }
+    },
+  };
+}
