@@ -65,6 +65,10 @@ export function listenForDesiredWork(params: {
     const next = new pg.Client({
       connectionString: params.databaseUrl,
       application_name: WAKEUPS_APPLICATION_NAME,
+      // An idle listener sends nothing: without keep-alive, a server that vanished without
+      // closing the connection would leave it silent (no error to reopen on) for good.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 30_000,
     });
     client = next;
     next.on("error", lost);
