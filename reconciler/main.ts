@@ -99,7 +99,11 @@ export async function runReconciler(
     const wakeups = listenForDesiredWork({
       databaseUrl: config.DATABASE_URL,
       reconcilerSchema: config.QUASAR_RECONCILER_SCHEMA,
-      onWake: () => reconciler.wake(),
+      onWake: () => {
+        metrics.wakeups.inc();
+        reconciler.wake();
+      },
+      onListening: (listening) => metrics.listening.set(listening ? 1 : 0),
       logger,
     });
     cleanups.push(() => wakeups.close());

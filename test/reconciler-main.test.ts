@@ -89,6 +89,8 @@ describe("runReconciler", () => {
     const config = { ...configWith(`helia://${join(dir, "wake")}?offline=true`) };
     // An interval no test waits for: only a wake-up makes a step in time.
     config.QUASAR_RECONCILE_INTERVAL = 600_000;
+    const { default: getPort } = await import("get-port");
+    config.QUASAR_METRICS_PORT = await getPort({ host: "127.0.0.1" });
     const [backend] = parseBackends(config.QUASAR_BACKENDS);
     const db = connectDatabase({ databaseUrl: reconciler.databaseUrl, maxConnections: 2 });
     const controller = new AbortController();
@@ -139,6 +141,14 @@ describe("runReconciler", () => {
       // Whatever step took the first, the loop now pauses for its interval.
       await upload(second);
       expect(await desiredWithin(second, 15_000)).toBe(true);
+      // Operators see it: listening, and the announcements heard.
+      const body = await (
+        await fetch(`http://127.0.0.1:${config.QUASAR_METRICS_PORT}/metrics`)
+      ).text();
+      expect(body).toMatch(/^quasar_reconciler_listening 1$/m);
+      expect(
+        Number(/^quasar_reconciler_wakeups_total (\d+)$/m.exec(body)?.[1]),
+      ).toBeGreaterThanOrEqual(2);
     } finally {
       controller.abort();
       await running;

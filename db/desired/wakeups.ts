@@ -24,11 +24,17 @@ export function listenForDesiredWork(params: {
   databaseUrl: string;
   reconcilerSchema: string;
   onWake: () => void;
+  /** Told each time the listener starts or stops listening. */
+  onListening?: (listening: boolean) => void;
   logger: Logger;
 }): DesiredWakeups {
   const { logger } = params;
   let client: pg.Client | undefined;
   let listening = false;
+  const setListening = (value: boolean) => {
+    if (value !== listening) params.onListening?.(value);
+    listening = value;
+  };
   let closed = false;
   let retryMs = RETRY_FIRST_MS;
   let retryTimer: NodeJS.Timeout | undefined;
@@ -46,7 +52,7 @@ export function listenForDesiredWork(params: {
   const lost = (error: unknown) => {
     const had = client;
     client = undefined;
-    listening = false;
+    setListening(false);
     had?.removeAllListeners();
     had?.on("error", () => {});
     void had?.end().catch(() => {});
@@ -86,7 +92,7 @@ export function listenForDesiredWork(params: {
         await next.end().catch(() => {});
         return;
       }
-      listening = true;
+      setListening(true);
       retryMs = RETRY_FIRST_MS;
       if (warned) logger.info({ msg: "listening for queued work again" });
       warned = false;
@@ -105,7 +111,7 @@ export function listenForDesiredWork(params: {
       if (retryTimer) clearTimeout(retryTimer);
       const had = client;
       client = undefined;
-      listening = false;
+      setListening(false);
       if (had) {
         had.removeAllListeners();
         had.on("error", () => {});

@@ -25,6 +25,10 @@ export type ReconcilerMetrics = {
   lagBlocks: Gauge<"chain">;
   stepSeconds: Histogram;
   sweepSeconds: Histogram<"backend">;
+  /** Announcements of work the API queued (db/desired/wakeups.ts). */
+  wakeups: Counter;
+  /** 1 while the reconciler listens for them; 0: steps wait for the interval. */
+  listening: Gauge;
 };
 
 export function createReconcilerMetrics(): ReconcilerMetrics {
@@ -94,6 +98,16 @@ export function createReconcilerMetrics(): ReconcilerMetrics {
       help: "Duration of one full sweep of one backend",
       labelNames: ["backend"],
       buckets: [0.1, 1, 5, 30, 120, 600],
+      registers,
+    }),
+    wakeups: new Counter({
+      name: "quasar_reconciler_wakeups_total",
+      help: "Announcements of work the API queued for the desired step (each may end a pause early)",
+      registers,
+    }),
+    listening: new Gauge({
+      name: "quasar_reconciler_listening",
+      help: "1 while the reconciler listens for work the API queues; 0 means steps wait for QUASAR_RECONCILE_INTERVAL",
       registers,
     }),
   };

@@ -78,12 +78,14 @@ describe("desired-step wake-ups", () => {
 
   it("the listener wakes for its own schema only, and listens again after its connection is killed", async () => {
     let wakes = 0;
+    const states: boolean[] = [];
     const wakeups = listenForDesiredWork({
       databaseUrl: schema.databaseUrl,
       reconcilerSchema: schema.schema,
       onWake: () => {
         wakes++;
       },
+      onListening: (listening) => states.push(listening),
       logger: pino({ level: "silent" }),
     });
     try {
@@ -110,6 +112,7 @@ describe("desired-step wake-ups", () => {
       await wakeups.close();
     }
     expect(wakeups.listening()).toBe(false);
+    expect(states).toEqual([true, false, true, false]);
     await queueCid(schema, "bafkqaaa-after-close");
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(wakes).toBe(4);
