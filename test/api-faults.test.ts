@@ -19,6 +19,7 @@ import { createApp } from "@/api/app.js";
 import { ConfigError } from "@/core/config/errors.js";
 import { loadConfig } from "@/core/config/load.js";
 import { type ApiFixture, createApiFixture, formDataBody } from "./api-fixture.js";
+import { until } from "./harness/until.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -101,14 +102,6 @@ async function answerOf(socket: Socket, timeoutMs: number): Promise<{ text: stri
   return { text, ms: Date.now() - started };
 }
 
-async function until(probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 describe("a client that closes mid-upload", () => {
   let fixture: ApiFixture;
   beforeAll(async () => {
@@ -126,7 +119,7 @@ describe("a client that closes mid-upload", () => {
       socket.destroy();
 
       const metrics = async () => (await served.app.request("/metrics")).text();
-      await until(async () => /status="499"/.test(await metrics()), 10_000);
+      await until(async () => /status="499"/.test(await metrics()), 10_000, 100);
       const text = await metrics();
       expect(text).toMatch(
         /quasar_api_requests_total\{method="POST",route="\/api\/v0\/add",status="499"\} 1/,

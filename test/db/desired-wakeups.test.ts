@@ -7,20 +7,13 @@ import { DESIRED_WAKEUP_CHANNEL } from "@/db/desired/wakeup-channel.js";
 import { listenForDesiredWork, WAKEUPS_APPLICATION_NAME } from "@/db/desired/wakeups.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
+import { until } from "@/test/harness/until.js";
 
 /**
  * Queued desired-step work announces itself (migration 0008), and the reconciler's listener
  * hears it, including after PostgreSQL drops its connection (pg_terminate_backend: a real
  * fault, on demand).
  */
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe("desired-step wake-ups", () => {
   let schema: TestSchema;
