@@ -25,7 +25,7 @@ export type ReconcilerMetrics = {
   lagBlocks: Gauge<"chain">;
   stepSeconds: Histogram;
   sweepSeconds: Histogram<"backend">;
-  /** Announcements of work the API queued (db/desired/wakeups.ts). */
+  /** Wake-ups for work the API queued (db/desired/wakeups.ts), one more each time listening starts. */
   wakeups: Counter;
   /** 1 while the reconciler listens for them; 0: steps wait for the interval. */
   listening: Gauge;
@@ -102,7 +102,7 @@ export function createReconcilerMetrics(): ReconcilerMetrics {
     }),
     wakeups: new Counter({
       name: "quasar_reconciler_wakeups_total",
-      help: "Announcements of work the API queued for the desired step (each may end a pause early)",
+      help: "Wake-ups for work the API queued for the desired step (and one each time listening starts), each ending a pause early",
       registers,
     }),
     listening: new Gauge({
