@@ -49,6 +49,7 @@ import { connectDatabase } from "@/db/connect.js";
 import { type KuboDaemon, startKubo } from "@/test/harness/kubo.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 import { pinToCores } from "./cores.js";
+import { percentile } from "./percentile.js";
 import { cpuMeter, postgresBackendPids, processCpuSeconds } from "./proc-cpu.js";
 
 const { values } = parseArgs({
@@ -107,11 +108,6 @@ async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 
 const files = (count: number) =>
   Array.from({ length: count }, () => new Uint8Array(randomBytes(FILE_BYTES)));
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
 
 type ApiChild = { url: string; pid: number; process: ChildProcess; stop(): Promise<void> };
 
@@ -415,13 +411,7 @@ async function main(): Promise<void> {
       directPerSec,
       ratio: round(apiPerSec / directPerSec, 3),
       p99Ms: round(percentile(sorted, 99), 1),
-      directP99Ms: round(
-        percentile(
-          [...directLatencies].sort((a, b) => a - b),
-          99,
-        ),
-        1,
-      ),
+      directP99Ms: round(percentile(directLatencies, 99), 1),
       bigUploadPeakRssMB,
       cpuMsPerUpload: {
         api: {

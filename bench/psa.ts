@@ -38,6 +38,7 @@ import { loadConfig } from "@/core/config/load.js";
 import { connectDatabase } from "@/db/connect.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
 import { createTestSchema } from "@/test/harness/postgres.js";
+import { percentile } from "./percentile.js";
 
 const { values } = parseArgs({
   options: {
@@ -62,12 +63,6 @@ const GOAL_PAGING_S = 60;
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
-function percentile(samples: readonly number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return (
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((sorted.length * p) / 100) - 1))] ?? 0
-  );
-}
 const p99 = (samples: readonly number[]) => percentile(samples, 99);
 const p50 = (samples: readonly number[]) => percentile(samples, 50);
 

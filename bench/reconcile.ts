@@ -42,6 +42,7 @@ import { diffPins } from "@/reconciler/diff.js";
 import { blockTime, CONTRACT_A, eventId, register } from "@/test/desired/history.js";
 import { createIndexerTables, insertEvents, setProgress } from "@/test/desired/indexer.js";
 import { createTestSchema, TEST_DATABASE_URL } from "@/test/harness/postgres.js";
+import { percentile } from "./percentile.js";
 
 const PINS_PER_BLOCK = 1_000;
 const INSERT_BATCH = 50_000;
@@ -59,14 +60,6 @@ function count(name: string, fallback: number): number {
   if (!Number.isSafeInteger(value) || value <= 0)
     throw new Error(`--${name} expects a positive whole number`);
   return value;
-}
-
-/** Median and p99 of `values` (sorted in place). */
-function percentiles(values: number[]): [number, number] {
-  values.sort((a, b) => a - b);
-  const at = (q: number) =>
-    values[Math.min(values.length - 1, Math.ceil(values.length * q) - 1)] ?? Number.NaN;
-  return [values[Math.floor(values.length / 2)] ?? Number.NaN, at(0.99)];
 }
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
@@ -337,10 +330,13 @@ async function main(): Promise<void> {
         floor.push(performance.now() - f);
       }
     }
-    const [median, p99] = percentiles(timings);
-    const [floorMedian, floorP99] = percentiles(floor);
+    const [median, p99] = [percentile(timings, 50), percentile(timings, 99)];
+    const [floorMedian, floorP99] = [percentile(floor, 50), percentile(floor, 99)];
     log("incremental steps", {
-      slowestMs: timings.slice(-5).map((t) => Math.round(t * 10) / 10),
+      slowestMs: timings
+        .toSorted((a, b) => a - b)
+        .slice(-5)
+        .map((t) => Math.round(t * 10) / 10),
     });
     const round = (value: number, digits: number) =>
       Math.round(value * 10 ** digits) / 10 ** digits;
