@@ -11,6 +11,7 @@ import { ReconcilerStartupError } from "@/reconciler/errors.js";
 import { runReconciler } from "@/reconciler/main.js";
 import { createIndexerTables } from "./desired/indexer.js";
 import { createTestSchema, type TestSchema } from "./harness/postgres.js";
+import { until } from "./harness/until.js";
 
 // runReconciler as `quasar reconciler` and reconciler/main.ts call it, in this process.
 describe("runReconciler", () => {
@@ -118,29 +119,22 @@ describe("runReconciler", () => {
           },
         ],
       });
-    const desiredWithin = async (cid: string, ms: number) => {
-      const deadline = Date.now() + ms;
-      while (Date.now() < deadline) {
-        const row = await db
-          .withSchema(reconciler.schema)
-          .selectFrom("desired_cid")
-          .select("cid")
-          .where("cid", "=", cid)
-          .executeTakeFirst();
-        if (row) return true;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return false;
-    };
+    const desired = async (cid: string) =>
+      (await db
+        .withSchema(reconciler.schema)
+        .selectFrom("desired_cid")
+        .select("cid")
+        .where("cid", "=", cid)
+        .executeTakeFirst()) !== undefined;
     try {
       await readyNow;
       const first = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
       const second = "bafkreidvbhs33ighmljlvr7zbv2ywwzcmp5adtf4kqvlly67cy56bdtmve";
       await upload(first);
-      expect(await desiredWithin(first, 15_000)).toBe(true);
+      await until(() => desired(first), 15_000, 50);
       // Whatever step took the first, the loop now pauses for its interval.
       await upload(second);
-      expect(await desiredWithin(second, 15_000)).toBe(true);
+      await until(() => desired(second), 15_000, 50);
       // Operators see it: listening, and the announcements heard.
       const body = await (
         await fetch(`http://127.0.0.1:${config.QUASAR_METRICS_PORT}/metrics`)
