@@ -3,6 +3,8 @@
  *
  *   tsx bench/indexer.ts [--events 200000] [--batch 5000]
  *   tsx bench/indexer.ts --events 20000 --per-block 1 [--rpc-batch 100]
+ *   … --baseline: then the same history through Ponder with indexing functions that write
+ *   nothing (Ponder's own cost, measured in the same run), reported as `baseline`
  *
  * Two shapes of history: packed (`--batch N`: N PinHash events per pinMany transaction, so
  * few blocks) and spread like a real one (`--per-block K`: K transactions of one PinHash each
@@ -190,6 +192,126 @@ async function emitSpread(
   return new Set(logs.map((log) => log.blockNumber));
 }
 
+/**
+ * The baseline's indexing functions: the same contracts and events, the same event fields
+ * read (so Ponder selects the same block and transaction columns), nothing written. What
+ * Quasar's run takes beyond this is the cost of our handlers and their rows.
+ */
+const BASELINE_INDEXING = `import { ponder } from "ponder:registry";
+let seen = 0;
+const read = (event) => {
+  if (event.id && event.block.number >= 0n && event.block.hash && event.block.timestamp >= 0n
+    && event.transaction.hash && event.log.logIndex >= 0 && event.log.address) seen++;
+};
+ponder.on("Registry:Register", ({ event }) => read(event));
+ponder.on("Registry:Unregister", ({ event }) => read(event));
+ponder.on("Storage:PinHash", ({ event }) => { read(event); seen += event.args.cid.length > 0 ? 0 : 1; });
+`;
+
+type Backfill = { seconds: number; startupSeconds: number | undefined; peakRssMB: number };
+
+/**
+ * Times one `ponder start` from spawn until /ready (and, with `countRows`, every PinHash row
+ * in the event table), logging Ponder's phases and its time per RPC and database method.
+ */
+async function timeBackfill(params: {
+  schema: Awaited<ReturnType<typeof createTestSchema>>;
+  chains: Parameters<typeof startPonder>[0]["chains"];
+  events: number;
+  countRows: boolean;
+  indexingSource?: string;
+}): Promise<Backfill> {
+  const { schema, events } = params;
+  const count = new pg.Client({ connectionString: schema.databaseUrl });
+  await count.connect();
+  const started = performance.now();
+  const ponder = await startPonder({
+    databaseUrl: schema.databaseUrl,
+    schema: schema.schema,
+    chains: params.chains,
+    waitForReady: false,
+    ...(params.indexingSource === undefined ? {} : { indexingSource: params.indexingSource }),
+    ...(process.env.BENCH_PONDER_LOG ? { logFile: process.env.BENCH_PONDER_LOG } : {}),
+    // BENCH_PONDER_CPU_PROF=<dir>: a CPU profile of `ponder start`, written when it stops.
+    ...(process.env.BENCH_PONDER_CPU_PROF
+      ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PONDER_CPU_PROF}`] }
+      : {}),
+  });
+  try {
+    let peakRssMB = 0;
+    const pgid = ponder.pid;
+    const sampler = setInterval(() => {
+      peakRssMB = Math.max(peakRssMB, peakRssOfGroup(pgid));
+    }, 200);
+    let readyAt: number | undefined;
+    let rows = 0;
+    try {
+      await ponder.waitForReady(BACKFILL_TIMEOUT_MS);
+      readyAt = performance.now();
+      const deadline = Date.now() + BACKFILL_TIMEOUT_MS;
+      while (params.countRows && Date.now() < deadline) {
+        const result = await count.query<{ n: string }>(
+          `SELECT count(*) AS n FROM "${schema.schema}"."event" WHERE kind = 'pin_hash'`,
+        );
+        rows = Number(result.rows[0]?.n ?? 0);
+        if (rows >= events) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      clearInterval(sampler);
+      peakRssMB = Math.max(peakRssMB, peakRssOfGroup(pgid));
+      await count.end();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (params.countRows && rows < events)
+      throw new Error(`only ${rows} of ${events} rows after ${seconds.toFixed(1)} s`);
+
+    // Where the time went, from Ponder's own log lines.
+    const phases = ponder
+      .output()
+      .split("\n")
+      .flatMap((line) => {
+        try {
+          const entry = JSON.parse(line) as { msg?: string; time?: number; duration?: number };
+          return entry.msg ? [entry] : [];
+        } catch {
+          return [];
+        }
+      });
+    const first = phases[0]?.time ?? 0;
+    // Ponder's start-up (loading its code, the build, the schema) ends where its backfill
+    // starts: a fixed cost per start, reported apart so the backfill's own rate shows.
+    const spawnedAt = performance.timeOrigin + started;
+    const backfillStart = phases.find((phase) => /Started backfill indexing/.test(phase.msg ?? ""));
+    const startupSeconds =
+      backfillStart?.time === undefined ? undefined : (backfillStart.time - spawnedAt) / 1000;
+    const run = params.indexingSource === undefined ? "quasar" : "baseline";
+    for (const phase of phases) {
+      if (
+        /Connected|Created|Started|Finished|Completed|Indexed block range/.test(phase.msg ?? "")
+      ) {
+        log("ponder", {
+          run,
+          atSeconds: Number((((phase.time ?? first) - first) / 1000).toFixed(2)),
+          event: phase.msg,
+          ms: phase.duration === undefined ? undefined : Math.round(phase.duration),
+        });
+      }
+    }
+    // Where the time went, from Ponder's own histograms: seconds summed over calls (calls
+    // overlap, so a sum can exceed the wall time), by RPC method and database method.
+    log("ponder metrics", { run, ...(await ponderTimeSums(ponder.url)) });
+    log("timing", {
+      run,
+      readySeconds: Number((((readyAt ?? started) - started) / 1000).toFixed(2)),
+      totalSeconds: Number(seconds.toFixed(2)),
+    });
+    return { seconds, startupSeconds, peakRssMB };
+  } finally {
+    await ponder.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const events = argument("events", 200_000);
   const perBlock = process.argv.includes("--per-block") ? argument("per-block", 1) : undefined;
@@ -224,7 +346,7 @@ async function main(): Promise<void> {
   const walletClient = createWalletClient({ chain, transport, account });
   const testClient = createTestClient({ chain, transport, mode: "anvil" });
 
-  let ponder: Awaited<ReturnType<typeof startPonder>> | undefined;
+  const schemas = [schema];
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -272,105 +394,55 @@ async function main(): Promise<void> {
       seconds: Number(((performance.now() - emitStart) / 1000).toFixed(1)),
     });
 
-    // Timed: from spawning `ponder start` to /ready and every row present.
-    const count = new pg.Client({ connectionString: schema.databaseUrl });
-    await count.connect();
-    const started = performance.now();
-    ponder = await startPonder({
-      databaseUrl: schema.databaseUrl,
-      schema: schema.schema,
-      chains: [{ id: chainId, rpc: rpcUrl, registry, ...(rpcBatchSize ? { rpcBatchSize } : {}) }],
-      waitForReady: false,
-      ...(process.env.BENCH_PONDER_LOG ? { logFile: process.env.BENCH_PONDER_LOG } : {}),
-      // BENCH_PONDER_CPU_PROF=<dir>: a CPU profile of `ponder start`, written when it stops.
-      ...(process.env.BENCH_PONDER_CPU_PROF
-        ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PONDER_CPU_PROF}`] }
-        : {}),
-    });
-    let peakRssMB = 0;
-    const pgid = ponder.pid;
-    const sampler = setInterval(() => {
-      peakRssMB = Math.max(peakRssMB, peakRssOfGroup(pgid));
-    }, 200);
-    let readyAt: number | undefined;
-    let rows = 0;
-    try {
-      await ponder.waitForReady(BACKFILL_TIMEOUT_MS);
-      readyAt = performance.now();
-      const deadline = Date.now() + BACKFILL_TIMEOUT_MS;
-      while (Date.now() < deadline) {
-        const result = await count.query<{ n: string }>(
-          `SELECT count(*) AS n FROM "${schema.schema}"."event" WHERE kind = 'pin_hash'`,
-        );
-        rows = Number(result.rows[0]?.n ?? 0);
-        if (rows >= events) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    } finally {
-      clearInterval(sampler);
-      peakRssMB = Math.max(peakRssMB, peakRssOfGroup(pgid));
-      await count.end();
-    }
-    const seconds = (performance.now() - started) / 1000;
-    if (rows < events)
-      throw new Error(`only ${rows} of ${events} rows after ${seconds.toFixed(1)} s`);
-
-    // Where the time went, from Ponder's own log lines.
-    const phases = ponder
-      .output()
-      .split("\n")
-      .flatMap((line) => {
-        try {
-          const entry = JSON.parse(line) as { msg?: string; time?: number; duration?: number };
-          return entry.msg ? [entry] : [];
-        } catch {
-          return [];
-        }
+    const chains = [
+      { id: chainId, rpc: rpcUrl, registry, ...(rpcBatchSize ? { rpcBatchSize } : {}) },
+    ];
+    const quasar = await timeBackfill({ schema, chains, events, countRows: true });
+    let baseline: Backfill | undefined;
+    if (process.argv.includes("--baseline")) {
+      // The same history again (Ponder's RPC cache of the chain was purged when the first
+      // run stopped), with indexing functions that read what ours read and write nothing.
+      const baselineSchema = await createTestSchema("benchbase");
+      schemas.push(baselineSchema);
+      baseline = await timeBackfill({
+        schema: baselineSchema,
+        chains,
+        events,
+        countRows: false,
+        indexingSource: BASELINE_INDEXING,
       });
-    const first = phases[0]?.time ?? 0;
-    // Ponder's start-up (loading its code, the build, the schema) ends where its backfill
-    // starts: a fixed cost per start, reported apart so the backfill's own rate shows.
-    const spawnedAt = performance.timeOrigin + started;
-    const backfillStart = phases.find((phase) => /Started backfill indexing/.test(phase.msg ?? ""));
-    const startupSeconds =
-      backfillStart?.time === undefined ? undefined : (backfillStart.time - spawnedAt) / 1000;
-    for (const phase of phases) {
-      if (
-        /Connected|Created|Started|Finished|Completed|Indexed block range/.test(phase.msg ?? "")
-      ) {
-        log("ponder", {
-          atSeconds: Number((((phase.time ?? first) - first) / 1000).toFixed(2)),
-          event: phase.msg,
-          ms: phase.duration === undefined ? undefined : Math.round(phase.duration),
-        });
-      }
     }
-    // Where the time went, from Ponder's own histograms: seconds summed over calls (calls
-    // overlap, so a sum can exceed the wall time), by RPC method and database method.
-    log("ponder metrics", await ponderTimeSums(ponder.url));
-    log("timing", {
-      readySeconds: Number((((readyAt ?? started) - started) / 1000).toFixed(2)),
-      totalSeconds: Number(seconds.toFixed(2)),
+    const rate = (backfill: Backfill) => ({
+      seconds: Number(backfill.seconds.toFixed(2)),
+      eventsPerSec: Math.round(events / backfill.seconds),
+      blocks: eventBlocks.size,
+      blocksPerSec: Math.round(eventBlocks.size / backfill.seconds),
+      startupSeconds:
+        backfill.startupSeconds === undefined ? null : Number(backfill.startupSeconds.toFixed(2)),
+      backfillEventsPerSec:
+        backfill.startupSeconds === undefined
+          ? null
+          : Math.round(events / (backfill.seconds - backfill.startupSeconds)),
+      peakRssMB: Math.round(backfill.peakRssMB),
     });
     console.log(
       JSON.stringify({
         bench: "indexer",
         events,
-        seconds: Number(seconds.toFixed(2)),
-        eventsPerSec: Math.round(events / seconds),
-        blocks: eventBlocks.size,
-        blocksPerSec: Math.round(eventBlocks.size / seconds),
-        startupSeconds: startupSeconds === undefined ? null : Number(startupSeconds.toFixed(2)),
-        backfillEventsPerSec:
-          startupSeconds === undefined ? null : Math.round(events / (seconds - startupSeconds)),
+        ...rate(quasar),
         rpcBatchSize: rpcBatchSize ?? 1,
-        peakRssMB: Math.round(peakRssMB),
+        ...(baseline === undefined
+          ? {}
+          : {
+              // Ponder alone: the same events through indexing functions that write nothing.
+              baseline: rate(baseline),
+              ratioToBaseline: Number((baseline.seconds / quasar.seconds).toFixed(3)),
+            }),
       }),
     );
   } finally {
-    await ponder?.stop();
     killAnvil();
-    await schema.drop();
+    for (const each of schemas) await each.drop();
   }
 }
 

@@ -20,7 +20,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { cp, mkdtemp, rm, symlink } from "node:fs/promises";
+import { cp, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,6 +72,11 @@ export type StartPonderOptions = {
    * that edit files outside those inputs and check that Ponder's build id does not move.
    */
   wholeProject?: boolean;
+  /**
+   * Source that replaces `src/indexing/index.ts` in the root: a bench's baseline, Ponder
+   * running other indexing functions over the same contracts.
+   */
+  indexingSource?: string;
 };
 
 export type PonderProcess = {
@@ -193,6 +198,8 @@ export async function startPonder(options: StartPonderOptions): Promise<PonderPr
         filter: (source) => !source.endsWith(".test.ts"),
       });
     }
+    if (options.indexingSource !== undefined)
+      await writeFile(join(root, "src", "indexing", "index.ts"), options.indexingSource);
     await symlink(join(ROOT, "node_modules"), join(root, "node_modules"));
   } catch (error) {
     await rm(root, { recursive: true, force: true });
