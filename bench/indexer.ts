@@ -2,7 +2,7 @@
  * Indexer benchmark: how fast `ponder start` backfills PinHash events from zero.
  *
  *   tsx bench/indexer.ts [--events 200000] [--batch 5000]
- *   tsx bench/indexer.ts --events 20000 --per-block 1 [--rpc-batch 100]
+ *   tsx bench/indexer.ts --events 20000 --per-block 1 [--rpc-batch 20 | --rpc-batch 1,20,100]
  *   … --baseline: then the same history through Ponder with indexing functions that write
  *   nothing (Ponder's own cost, measured in the same run), reported as `baseline`
  *
@@ -57,6 +57,15 @@ function argument(name: string, fallback: number): number {
   if (!Number.isSafeInteger(value) || value <= 0)
     throw new Error(`--${name} expects a positive whole number`);
   return value;
+}
+
+/** A comma-separated list of positive whole numbers, e.g. `--rpc-batch 1,20,100`. */
+function sizesArgument(name: string): number[] {
+  const text = process.argv[process.argv.indexOf(`--${name}`) + 1] ?? "";
+  const sizes = text.split(",").map(Number);
+  if (sizes.some((size) => !Number.isSafeInteger(size) || size <= 0))
+    throw new Error(`--${name} expects positive whole numbers separated by commas`);
+  return sizes;
 }
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
@@ -285,7 +294,7 @@ async function timeBackfill(params: {
     const backfillStart = phases.find((phase) => /Started backfill indexing/.test(phase.msg ?? ""));
     const startupSeconds =
       backfillStart?.time === undefined ? undefined : (backfillStart.time - spawnedAt) / 1000;
-    const run = params.indexingSource === undefined ? "quasar" : "baseline";
+    const run = `${params.indexingSource === undefined ? "quasar" : "baseline"}, rpcBatchSize ${params.chains[0]?.rpcBatchSize ?? 1}`;
     for (const phase of phases) {
       if (
         /Connected|Created|Started|Finished|Completed|Indexed block range/.test(phase.msg ?? "")
@@ -316,10 +325,9 @@ async function main(): Promise<void> {
   const events = argument("events", 200_000);
   const perBlock = process.argv.includes("--per-block") ? argument("per-block", 1) : undefined;
   const batch = perBlock === undefined ? argument("batch", DEFAULT_BATCH) : 1;
-  // The chain's rpcBatchSize (JSON-RPC batches over HTTP); absent, the default: none.
-  const rpcBatchSize = process.argv.includes("--rpc-batch")
-    ? argument("rpc-batch", 100)
-    : undefined;
+  // The chain's rpcBatchSize (JSON-RPC batches over HTTP); absent, the default: none (1).
+  // A list (`--rpc-batch 1,20,100`) times one backfill per size over the same history.
+  const rpcBatchSizes = process.argv.includes("--rpc-batch") ? sizesArgument("rpc-batch") : [1];
   const chainId = uniqueChainId();
   const port = await getPort({ host: "127.0.0.1" });
   const anvil = startAnvil(port, chainId);
@@ -394,19 +402,34 @@ async function main(): Promise<void> {
       seconds: Number(((performance.now() - emitStart) / 1000).toFixed(1)),
     });
 
-    const chains = [
-      { id: chainId, rpc: rpcUrl, registry, ...(rpcBatchSize ? { rpcBatchSize } : {}) },
+    const chainsFor = (rpcBatchSize: number) => [
+      { id: chainId, rpc: rpcUrl, registry, ...(rpcBatchSize > 1 ? { rpcBatchSize } : {}) },
     ];
-    const quasar = await timeBackfill({ schema, chains, events, countRows: true });
+    // Each run after the first starts from an empty schema; Ponder's RPC cache of the chain
+    // was purged when the run before it stopped, so every run fetches the whole history.
+    const freshSchema = async (prefix: string) => {
+      const next = await createTestSchema(prefix);
+      schemas.push(next);
+      return next;
+    };
+    const runs: { rpcBatchSize: number; backfill: Backfill }[] = [];
+    for (const [index, rpcBatchSize] of rpcBatchSizes.entries()) {
+      const backfill = await timeBackfill({
+        schema: index === 0 ? schema : await freshSchema("benchrun"),
+        chains: chainsFor(rpcBatchSize),
+        events,
+        countRows: true,
+      });
+      runs.push({ rpcBatchSize, backfill });
+    }
+    const [first] = runs as [(typeof runs)[number], ...typeof runs];
     let baseline: Backfill | undefined;
     if (process.argv.includes("--baseline")) {
-      // The same history again (Ponder's RPC cache of the chain was purged when the first
-      // run stopped), with indexing functions that read what ours read and write nothing.
-      const baselineSchema = await createTestSchema("benchbase");
-      schemas.push(baselineSchema);
+      // The first run's settings, with indexing functions that read what ours read and
+      // write nothing.
       baseline = await timeBackfill({
-        schema: baselineSchema,
-        chains,
+        schema: await freshSchema("benchbase"),
+        chains: chainsFor(first.rpcBatchSize),
         events,
         countRows: false,
         indexingSource: BASELINE_INDEXING,
@@ -429,14 +452,19 @@ async function main(): Promise<void> {
       JSON.stringify({
         bench: "indexer",
         events,
-        ...rate(quasar),
-        rpcBatchSize: rpcBatchSize ?? 1,
+        ...rate(first.backfill),
+        rpcBatchSize: first.rpcBatchSize,
+        ...(runs.length > 1
+          ? {
+              runs: runs.map((run) => ({ rpcBatchSize: run.rpcBatchSize, ...rate(run.backfill) })),
+            }
+          : {}),
         ...(baseline === undefined
           ? {}
           : {
               // Ponder alone: the same events through indexing functions that write nothing.
               baseline: rate(baseline),
-              ratioToBaseline: Number((baseline.seconds / quasar.seconds).toFixed(3)),
+              ratioToBaseline: Number((baseline.seconds / first.backfill.seconds).toFixed(3)),
             }),
       }),
     );
