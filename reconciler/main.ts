@@ -95,10 +95,12 @@ export async function runReconciler(
     if (signal.aborted) return;
     await reconciler.start();
     cleanups.push(() => reconciler.stop());
-    // Uploads and PSA requests are taken at once, not after the interval.
+    // Uploads, PSA requests and newly indexed chain events are taken at once, not after the
+    // interval.
     const wakeups = listenForDesiredWork({
       databaseUrl: config.DATABASE_URL,
       reconcilerSchema: config.QUASAR_RECONCILER_SCHEMA,
+      indexerSchema: config.QUASAR_INDEXER_SCHEMA,
       onWake: () => {
         metrics.wakeups.inc();
         reconciler.wake();

@@ -1,13 +1,18 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { describeError } from "@/core/errors.js";
-import { DESIRED_WAKEUP_CHANNEL } from "./wakeup-channel.js";
+import {
+  announcesChainEvents,
+  DESIRED_WAKEUP_CHANNEL,
+  indexerLiveChannel,
+} from "./wakeup-channel.js";
 
 /**
- * Listens for desired-step work queued in one reconciler schema (migration 0008) on a
- * connection of its own, and calls `onWake` for each announcement. A lost connection is
- * reopened with backoff; while it is down the reconciler steps on its interval as before, so
- * a wake-up is only ever early, never needed.
+ * Listens, on a connection of its own, for desired-step work queued in one reconciler schema
+ * (migration 0008) and, given the indexer's schema, for blocks the indexer commits live with
+ * chain events in them; calls `onWake` for each announcement. A lost connection is reopened
+ * with backoff; while it is down the reconciler steps on its interval as before, so a wake-up
+ * is only ever early, never needed.
  */
 export type DesiredWakeups = {
   /** Whether the connection is open and listening. */
@@ -23,6 +28,8 @@ export const WAKEUPS_APPLICATION_NAME = "quasar-reconciler-wakeups";
 export function listenForDesiredWork(params: {
   databaseUrl: string;
   reconcilerSchema: string;
+  /** The indexer's schema: wake when Ponder commits a live block that wrote chain events. */
+  indexerSchema?: string;
   onWake: () => void;
   /** Told each time the listener starts or stops listening. */
   onListening?: (listening: boolean) => void;
@@ -81,13 +88,20 @@ export function listenForDesiredWork(params: {
     next.on("end", () => {
       if (client === next) lost(new Error("the connection ended"));
     });
+    const liveChannel =
+      params.indexerSchema === undefined ? undefined : indexerLiveChannel(params.indexerSchema);
     next.on("notification", (message) => {
-      if (message.channel === DESIRED_WAKEUP_CHANNEL && message.payload === params.reconcilerSchema)
-        params.onWake();
+      const queued =
+        message.channel === DESIRED_WAKEUP_CHANNEL && message.payload === params.reconcilerSchema;
+      // A live block with no chain events only moves Ponder's checkpoint: the interval's step
+      // takes finality as it comes, so such blocks wake nobody.
+      const indexed = message.channel === liveChannel && announcesChainEvents(message.payload);
+      if (queued || indexed) params.onWake();
     });
     try {
       await next.connect();
       await next.query(`listen ${DESIRED_WAKEUP_CHANNEL}`);
+      if (liveChannel !== undefined) await next.query(`listen ${next.escapeIdentifier(liveChannel)}`);
       if (closed || client !== next) {
         await next.end().catch(() => {});
         return;
