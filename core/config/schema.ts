@@ -215,7 +215,7 @@ export const configSchema = z
       "Copies each desired CID must have (an IPFS Cluster counts each peer holding it, other backends one each); 0 means one on every configured backend.",
     ),
     QUASAR_RECONCILE_INTERVAL: duration("2s").describe(
-      "Pause between incremental reconcile steps; work the API queues (an upload, a Pinning Service API request) and an expiry (an upload's TTL) due sooner end the pause early, at most one step per 250 ms.",
+      "Pause between incremental reconcile steps; work the API queues (an upload, a Pinning Service API request), a block the indexer commits with chain events in it, and an expiry (an upload's TTL) due sooner end the pause early, at most one step per 250 ms.",
     ),
     QUASAR_FULL_SWEEP_INTERVAL: duration("10m").describe(
       "Period of the full sweep that compares every backend's real pins with the desired set.",

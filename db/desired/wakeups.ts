@@ -101,7 +101,8 @@ export function listenForDesiredWork(params: {
     try {
       await next.connect();
       await next.query(`listen ${DESIRED_WAKEUP_CHANNEL}`);
-      if (liveChannel !== undefined) await next.query(`listen ${next.escapeIdentifier(liveChannel)}`);
+      if (liveChannel !== undefined)
+        await next.query(`listen ${next.escapeIdentifier(liveChannel)}`);
       if (closed || client !== next) {
         await next.end().catch(() => {});
         return;

@@ -25,7 +25,7 @@ export type ReconcilerMetrics = {
   lagBlocks: Gauge<"chain">;
   stepSeconds: Histogram;
   sweepSeconds: Histogram<"backend">;
-  /** Wake-ups for work the API queued (db/desired/wakeups.ts), one more each time listening starts. */
+  /** Wake-ups for work the API queued or the indexer committed (db/desired/wakeups.ts), one more each time listening starts. */
   wakeups: Counter;
   /** 1 while the reconciler listens for them; 0: steps wait for the interval. */
   listening: Gauge;
@@ -102,12 +102,12 @@ export function createReconcilerMetrics(): ReconcilerMetrics {
     }),
     wakeups: new Counter({
       name: "quasar_reconciler_wakeups_total",
-      help: "Wake-ups for work the API queued for the desired step (and one each time listening starts), each ending a pause early",
+      help: "Wake-ups for work the API queued or the indexer committed for the desired step (and one each time listening starts), each ending a pause early",
       registers,
     }),
     listening: new Gauge({
       name: "quasar_reconciler_listening",
-      help: "1 while the reconciler listens for work the API queues; 0 means steps wait for QUASAR_RECONCILE_INTERVAL",
+      help: "1 while the reconciler listens for work the API queues and blocks the indexer commits; 0 means steps wait for QUASAR_RECONCILE_INTERVAL",
       registers,
     }),
   };
