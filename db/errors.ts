@@ -41,3 +41,17 @@ export function isMissingRelation(error: unknown): boolean {
 export class LedgerRefusedError extends NonRetryableError {
   override name = "LedgerRefusedError";
 }
+
+/**
+ * The wake-up listener's connection took LISTEN, but a notification sent from another
+ * connection never reached it: typically a transaction-pooling proxy (PgBouncer in
+ * `transaction` mode) in between, which hands the listening server session to other clients.
+ */
+export class NotificationsUndeliveredError extends RetryableError {
+  override name = "NotificationsUndeliveredError";
+  constructor(waitedMs: number) {
+    super(
+      `a notification sent from another connection did not arrive within ${waitedMs} ms: a transaction-pooling proxy (PgBouncer in transaction mode) drops them; point DATABASE_URL at the server or a session-pooled port`,
+    );
+  }
+}

@@ -6,13 +6,15 @@ import { connectDatabase } from "@/db/connect.js";
 import { DESIRED_WAKEUP_CHANNEL } from "@/db/desired/wakeup-channel.js";
 import { listenForDesiredWork, WAKEUPS_APPLICATION_NAME } from "@/db/desired/wakeups.js";
 import { migrateToLatest } from "@/db/migrations/index.js";
+import { startPgBouncer } from "@/test/harness/pgbouncer.js";
 import { createTestSchema, type TestSchema } from "@/test/harness/postgres.js";
 import { until } from "@/test/harness/until.js";
 
 /**
  * Queued desired-step work announces itself (migration 0008), and the reconciler's listener
  * hears it, including after PostgreSQL drops its connection (pg_terminate_backend: a real
- * fault, on demand).
+ * fault, on demand). Behind a real PgBouncer in transaction mode LISTEN succeeds and nothing
+ * is ever heard; the listener's probe finds that out and says so.
  */
 
 describe("desired-step wake-ups", () => {
@@ -109,5 +111,68 @@ describe("desired-step wake-ups", () => {
     await queueCid(schema, "bafkqaaa-after-close");
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(wakes).toBe(4);
+  });
+
+  it("behind a transaction-pooling PgBouncer, counts as not listening and says why", async () => {
+    const bouncer = await startPgBouncer();
+    const lines: { msg?: string; err?: string }[] = [];
+    const logger = pino(
+      { level: "info" },
+      { write: (line: string) => lines.push(JSON.parse(line)) },
+    );
+    let everListening = false;
+    let wakes = 0;
+    const wakeups = listenForDesiredWork({
+      databaseUrl: bouncer.databaseUrl,
+      reconcilerSchema: schema.schema,
+      onWake: () => {
+        wakes++;
+      },
+      onListening: (listening) => {
+        everListening ||= listening;
+      },
+      logger,
+      probeTimeoutMs: 1_000,
+    });
+    try {
+      await until(() => lines.some((line) => line.msg?.startsWith("not listening") === true));
+      const warning = lines.find((line) => line.msg?.startsWith("not listening") === true);
+      expect(warning?.err).toMatch(/did not arrive within 1000 ms: a transaction-pooling proxy/);
+      expect(wakeups.listening()).toBe(false);
+      expect(everListening).toBe(false);
+      // Work queued meanwhile wakes nobody: the steps follow the interval.
+      await queueCid(schema, "bafkqaaa-behind-the-bouncer");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(wakes).toBe(0);
+    } finally {
+      await wakeups.close();
+      await bouncer.stop();
+    }
+  });
+
+  it("probes a listening connection again and again, from a connection of its own", async () => {
+    const client = new pg.Client({ connectionString: schema.databaseUrl });
+    await client.connect();
+    const probes: string[] = [];
+    client.on("notification", (message) => {
+      if (message.channel === DESIRED_WAKEUP_CHANNEL && message.payload?.startsWith("probe:"))
+        probes.push(message.payload);
+    });
+    await client.query(`listen ${DESIRED_WAKEUP_CHANNEL}`);
+    const wakeups = listenForDesiredWork({
+      databaseUrl: schema.databaseUrl,
+      reconcilerSchema: schema.schema,
+      onWake: () => {},
+      logger: pino({ level: "silent" }),
+      probeEveryMs: 100,
+    });
+    try {
+      await until(() => probes.length >= 4);
+      expect(new Set(probes).size).toBe(probes.length);
+      expect(wakeups.listening()).toBe(true);
+    } finally {
+      await wakeups.close();
+      await client.end();
+    }
   });
 });
