@@ -73,14 +73,19 @@ export function listenForDesiredWork(params: {
     retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
   };
 
-  const lost = (error: unknown) => {
+  /** Drops the current connection (nothing it still says counts); resolves once it has ended. */
+  const discard = () => {
     const had = client;
     client = undefined;
     setListening(false);
     clearInterval(probeTimer);
     had?.removeAllListeners();
     had?.on("error", () => {});
-    void had?.end().catch(() => {});
+    return had?.end().catch(() => {});
+  };
+
+  const lost = (error: unknown) => {
+    void discard();
     if (closed) return;
     if (!warned) {
       warned = true;
@@ -192,15 +197,7 @@ export function listenForDesiredWork(params: {
     async close() {
       closed = true;
       if (retryTimer) clearTimeout(retryTimer);
-      clearInterval(probeTimer);
-      const had = client;
-      client = undefined;
-      setListening(false);
-      if (had) {
-        had.removeAllListeners();
-        had.on("error", () => {});
-        await had.end().catch(() => {});
-      }
+      await discard();
     },
   };
 }

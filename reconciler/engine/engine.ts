@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Backend } from "@/backends/backend.js";
@@ -665,20 +666,8 @@ export function createReconciler(params: CreateReconcilerParams): Reconciler {
           for (const worker of workers) worker.wake();
         }
         if (Date.now() > deadline) throw new Error("reconciler did not become idle in time");
-        await sleep(50);
+        await delay(50);
       }
     },
   };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

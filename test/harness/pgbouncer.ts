@@ -12,6 +12,7 @@ import { join } from "node:path";
 import getPort from "get-port";
 import pg from "pg";
 import { TEST_DATABASE_URL } from "./postgres.js";
+import { until } from "./until.js";
 
 export type PgBouncer = {
   /** TEST_DATABASE_URL's database and user, through the bouncer. */
@@ -61,22 +62,28 @@ export async function startPgBouncer(): Promise<PgBouncer> {
     await rm(dir, { recursive: true, force: true });
   };
   const databaseUrl = `postgresql://${encodeURIComponent(user)}@127.0.0.1:${port}/${database}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
+  let lastError: unknown;
+  const accepts = async () => {
+    if (child.exitCode !== null) throw new Error(`exited with code ${child.exitCode}`);
     const client = new pg.Client({ connectionString: databaseUrl });
     client.on("error", () => {});
     try {
       await client.connect();
       await client.query("select 1");
-      await client.end();
-      return { databaseUrl, stop };
+      return true;
     } catch (error) {
+      lastError = error;
+      return false;
+    } finally {
       await client.end().catch(() => {});
-      if (child.exitCode !== null || Date.now() > deadline) {
-        await stop();
-        throw new Error(`PgBouncer did not start (${String(error)}):\n${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  };
+  try {
+    await until(accepts, 10_000, 100);
+  } catch (error) {
+    await stop();
+    const cause = child.exitCode !== null || lastError === undefined ? error : lastError;
+    throw new Error(`PgBouncer did not start (${String(cause)}):\n${output}`);
   }
+  return { databaseUrl, stop };
 }
